@@ -1,0 +1,56 @@
+#include "ops/dispatch.h"
+
+namespace mtl::ops::detail {
+
+void check_defined(const Tensor& t, const char* op, const char* arg) {
+  MTL_CHECK(t.defined(), op, ": argument '", arg, "' is an undefined tensor");
+}
+
+void check_same(const Tensor& a, const Tensor& b, const char* op) {
+  MTL_CHECK(a.device() == b.device(), op, ": tensors on different devices: ", a.describe(), " and ", b.describe());
+  MTL_CHECK(a.dtype() == b.dtype(), op, ": tensors of different dtypes: ", a.describe(), " and ", b.describe());
+}
+
+void check_float(const Tensor& t, const char* op) {
+  if (t.is_cuda())
+    MTL_CHECK(t.dtype() == DType::f32, op, " on CUDA supports F32 tensors, got ", t.describe());
+  else
+    MTL_CHECK(t.dtype() == DType::f32 || t.dtype() == DType::f64, op, " supports F32 and F64 tensors, got ",
+              t.describe());
+}
+
+kernels::Layout make_layout(const Shape& shape, const std::vector<const Tensor*>& operands) {
+  // Drop dimensions of size 1 (their strides never matter) to shorten index arithmetic.
+  kernels::Layout l;
+  const int nd = static_cast<int>(shape.size());
+  Shape out_strides = contiguous_strides(shape);
+  for (int d = 0; d < nd; ++d) {
+    if (shape[d] == 1) continue;
+    MTL_CHECK(l.ndim < kernels::kMaxDims, "tensor with more than ", kernels::kMaxDims, " non-trivial dimensions");
+    l.size[l.ndim] = shape[d];
+    l.stride[0][l.ndim] = out_strides[d];
+    for (size_t k = 0; k < operands.size(); ++k) {
+      const Tensor& t = *operands[k];
+      int td = d - (nd - static_cast<int>(t.dim()));
+      l.stride[k + 1][l.ndim] = (td < 0 || t.shape()[td] == 1) ? 0 : t.strides()[td];
+    }
+    ++l.ndim;
+  }
+  return l;
+}
+
+kernels::Layout copy_layout(const Tensor& dst, const Tensor& src) {
+  MTL_ASSERT(dst.shape() == src.shape(), "copy_layout ", dst.describe(), " <- ", src.describe());
+  kernels::Layout l;
+  for (int64_t d = 0; d < dst.dim(); ++d) {
+    if (dst.shape()[d] == 1) continue;
+    MTL_CHECK(l.ndim < kernels::kMaxDims, "tensor with more than ", kernels::kMaxDims, " non-trivial dimensions");
+    l.size[l.ndim] = dst.shape()[d];
+    l.stride[0][l.ndim] = dst.strides()[d];
+    l.stride[1][l.ndim] = src.strides()[d];
+    ++l.ndim;
+  }
+  return l;
+}
+
+}  // namespace mtl::ops::detail

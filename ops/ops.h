@@ -1,0 +1,7 @@
+#pragma once
+// Every differentiable op, for layers and models.
+#include "core/error.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+#include "ops/reduce.h"
+#include "ops/shape.h"

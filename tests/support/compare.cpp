@@ -1,0 +1,47 @@
+#include "tests/support/compare.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace mtl::test {
+
+Comparison compare(const Tensor& out, const Tensor& ref, double atol, double rtol) {
+  Comparison c;
+  if (out.shape() != ref.shape()) {
+    c.ok = false;
+    c.message = "shape mismatch: " + out.describe() + " vs reference " + ref.describe();
+    return c;
+  }
+  std::vector<double> o = out.to_f64_vector(), r = ref.to_f64_vector();
+  int64_t bad = 0;
+  for (size_t i = 0; i < o.size(); ++i) {
+    double excess;
+    if (!std::isfinite(o[i]) || !std::isfinite(r[i])) {
+      bool same = (std::isnan(o[i]) && std::isnan(r[i])) || o[i] == r[i];
+      excess = same ? 0.0 : INFINITY;
+    } else {
+      excess = std::abs(o[i] - r[i]) - (atol + rtol * std::abs(r[i]));
+    }
+    if (excess > 0) {
+      ++bad;
+      if (c.worst_index < 0 || excess > c.worst_excess) {
+        c.worst_index = static_cast<int64_t>(i);
+        c.worst_excess = excess;
+        c.worst_out = o[i];
+        c.worst_ref = r[i];
+      }
+    }
+  }
+  if (bad) {
+    c.ok = false;
+    std::ostringstream os;
+    os.precision(9);
+    os << bad << " of " << o.size() << " elements out of tolerance (atol " << atol << ", rtol " << rtol
+       << "); worst at flat index " << c.worst_index << ": got " << c.worst_out << ", expected " << c.worst_ref
+       << " (" << out.describe() << ")";
+    c.message = os.str();
+  }
+  return c;
+}
+
+}  // namespace mtl::test

@@ -1,0 +1,29 @@
+#pragma once
+// CUDA tests live in TEST_SUITE("cuda") (ctest label `cuda`) and begin with MTL_REQUIRE_CUDA():
+// without a GPU they print the skip marker, which ctest's SKIP_REGULAR_EXPRESSION turns into
+// SKIPPED (never passed), and return.
+#include <cstdio>
+
+#include "core/allocator.h"
+#include "core/cuda_context.h"
+
+#define MTL_SKIP_MARKER "[mtl-skipped]"
+
+#define MTL_REQUIRE_CUDA()                                                        \
+  do {                                                                            \
+    if (!::mtl::cuda::available()) {                                              \
+      std::printf(MTL_SKIP_MARKER " no CUDA device: test not run\n");             \
+      std::fflush(stdout);                                                        \
+      return;                                                                     \
+    }                                                                             \
+  } while (0)
+
+namespace mtl::test {
+// Poisons every allocation for the lifetime of the guard, so outputs a kernel leaves unwritten
+// read as NaN and fail comparisons.
+struct PoisonGuard {
+  bool prev = poison_allocations();
+  PoisonGuard() { set_poison_allocations(true); }
+  ~PoisonGuard() { set_poison_allocations(prev); }
+};
+}  // namespace mtl::test

@@ -1,0 +1,163 @@
+// Elementwise ops: forward against plain loops over host values, float64 gradient checks on odd
+// broadcast shapes, and CUDA-vs-CPU parity on fresh random inputs with poisoned outputs.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+
+#include "ops/ops.h"
+#include "tests/support/compare.h"
+#include "tests/support/gpu.h"
+#include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
+
+using namespace mtl;
+using mtl::test::randn;
+using mtl::test::randn_grad;
+
+namespace {
+
+// Independent reference for a broadcast binary op: index arithmetic on host vectors.
+Tensor reference_binary(const Tensor& a, const Tensor& b, const std::function<double(double, double)>& f) {
+  Shape s = broadcast_shapes(a.shape(), b.shape());
+  Tensor out = zeros(s, DType::f64);
+  std::vector<double> va = a.to_f64_vector(), vb = b.to_f64_vector();
+  auto index_in = [&](const Tensor& t, const std::vector<int64_t>& idx) {
+    int64_t off = 0, mult = 1;
+    for (int64_t d = t.dim() - 1; d >= 0; --d) {
+      int64_t i = idx[idx.size() - (t.dim() - d)];
+      off += (t.size(d) == 1 ? 0 : i) * mult;
+      mult *= t.size(d);
+    }
+    return off;
+  };
+  std::vector<int64_t> idx(s.size(), 0);
+  for (int64_t k = 0; k < numel(s); ++k) {
+    int64_t r = k;
+    for (size_t d = s.size(); d-- > 0;) idx[d] = r % s[d], r /= s[d];
+    out.set(idx, f(va[index_in(a, idx)], vb[index_in(b, idx)]));
+  }
+  return out;
+}
+
+Tensor reference_unary(const Tensor& x, const std::function<double(double)>& f) {
+  std::vector<double> v = x.to_f64_vector();
+  for (double& e : v) e = f(e);
+  return from_vector(v, x.shape(), DType::f64);
+}
+
+}  // namespace
+
+TEST_CASE("binary ops broadcast and match a host reference") {
+  Tensor a = randn({3, 1, 5}), b = randn({4, 1});
+  b = ops::add_scalar(ops::abs(b), 0.5);  // keep division well away from zero
+  CHECK_CLOSE(ops::add(a, b), reference_binary(a, b, [](double x, double y) { return x + y; }), 1e-6, 1e-6);
+  CHECK_CLOSE(ops::sub(a, b), reference_binary(a, b, [](double x, double y) { return x - y; }), 1e-6, 1e-6);
+  CHECK_CLOSE(ops::mul(a, b), reference_binary(a, b, [](double x, double y) { return x * y; }), 1e-6, 1e-6);
+  CHECK_CLOSE(ops::div(a, b), reference_binary(a, b, [](double x, double y) { return x / y; }), 1e-6, 1e-6);
+  CHECK(ops::add(a, b).shape() == Shape{3, 4, 5});
+}
+
+TEST_CASE("binary ops read non-contiguous inputs") {
+  Tensor a = randn({5, 7}), b = randn({7, 5});
+  Tensor bt = b.transpose(0, 1);
+  CHECK_FALSE(bt.is_contiguous());
+  CHECK_CLOSE(ops::mul(a, bt), reference_binary(a, bt, [](double x, double y) { return x * y; }), 1e-6, 1e-6);
+}
+
+TEST_CASE("unary ops match std:: functions") {
+  Tensor x = randn({3, 7});
+  Tensor pos = ops::add_scalar(ops::abs(x), 0.1);
+  CHECK_CLOSE(ops::exp(x), reference_unary(x, [](double v) { return std::exp(v); }), 1e-6, 1e-5);
+  CHECK_CLOSE(ops::log(pos), reference_unary(pos, [](double v) { return std::log(v); }), 1e-6, 1e-5);
+  CHECK_CLOSE(ops::sqrt(pos), reference_unary(pos, [](double v) { return std::sqrt(v); }), 1e-6, 1e-5);
+  CHECK_CLOSE(ops::pow(pos, 2.5), reference_unary(pos, [](double v) { return std::pow(v, 2.5); }), 1e-6, 1e-5);
+  CHECK_CLOSE(ops::neg(x), reference_unary(x, [](double v) { return -v; }), 0, 0);
+  CHECK_CLOSE(ops::relu(x), reference_unary(x, [](double v) { return v > 0 ? v : 0; }), 0, 0);
+  CHECK_CLOSE(ops::sigmoid(x), reference_unary(x, [](double v) { return 1 / (1 + std::exp(-v)); }), 1e-7, 1e-6);
+  CHECK_CLOSE(ops::tanh(x), reference_unary(x, [](double v) { return std::tanh(v); }), 1e-6, 1e-5);
+  CHECK_CLOSE(ops::clamp(x, -0.5, 0.25), reference_unary(x, [](double v) { return std::clamp(v, -0.5, 0.25); }), 0, 0);
+  CHECK_CLOSE(ops::affine(x, 3.0, -1.0), reference_unary(x, [](double v) { return 3 * v - 1; }), 1e-6, 1e-6);
+}
+
+TEST_CASE("sigmoid is finite for large inputs") {
+  Tensor x = from_vector({-1000, -50, 0, 50, 1000}, {5});
+  std::vector<double> y = ops::sigmoid(x).to_f64_vector();
+  CHECK(y[0] == 0.0);
+  CHECK(y[2] == 0.5);
+  CHECK(y[4] == 1.0);
+}
+
+TEST_CASE("binary ops: errors name both tensors") {
+  Tensor a = zeros({2, 3}), b = zeros({4});
+  CHECK_THROWS_WITH_AS(ops::add(a, b), doctest::Contains("[2, 3] and [4] cannot be broadcast"), Error);
+  Tensor c = zeros({2, 3}, DType::f64);
+  CHECK_THROWS_WITH_AS(ops::mul(a, c), doctest::Contains("F32[2, 3] on cpu and F64[2, 3] on cpu"), Error);
+}
+
+TEST_CASE("gradcheck: broadcast binary ops") {
+  auto a = randn_grad({3, 1, 5}), b = randn_grad({4, 1});
+  Tensor bpos = ops::add_scalar(ops::abs(b.detach()), 0.5);
+  bpos.set_requires_grad(true);
+  CHECK_GRADCHECK([](auto& in) { return ops::add(in[0], in[1]); }, {a, b});
+  CHECK_GRADCHECK([](auto& in) { return ops::sub(in[0], in[1]); }, {a, b});
+  CHECK_GRADCHECK([](auto& in) { return ops::mul(in[0], in[1]); }, {a, b});
+  CHECK_GRADCHECK([](auto& in) { return ops::div(in[0], in[1]); }, {a, bpos});
+  CHECK_GRADCHECK([](auto& in) { return ops::broadcast_to(in[0], {2, 4, 5}); }, {randn_grad({4, 1})});
+}
+
+TEST_CASE("gradcheck: unary ops") {
+  auto x = randn_grad({3, 5});
+  Tensor pos = ops::add_scalar(ops::abs(x.detach()), 0.2);
+  pos.set_requires_grad(true);
+  CHECK_GRADCHECK([](auto& in) { return ops::exp(in[0]); }, {x});
+  CHECK_GRADCHECK([](auto& in) { return ops::log(in[0]); }, {pos});
+  CHECK_GRADCHECK([](auto& in) { return ops::sqrt(in[0]); }, {pos});
+  CHECK_GRADCHECK([](auto& in) { return ops::pow(in[0], 3.0); }, {x});
+  CHECK_GRADCHECK([](auto& in) { return ops::pow(in[0], -1.5); }, {pos});
+  CHECK_GRADCHECK([](auto& in) { return ops::square(in[0]); }, {x});
+  CHECK_GRADCHECK([](auto& in) { return ops::tanh(in[0]); }, {x});
+  CHECK_GRADCHECK([](auto& in) { return ops::sigmoid(in[0]); }, {x});
+  CHECK_GRADCHECK([](auto& in) { return ops::affine(in[0], -2.0, 0.5); }, {x});
+  // Kinks (relu at 0, clamp at its bounds, abs at 0) are measure-zero for random inputs.
+  CHECK_GRADCHECK([](auto& in) { return ops::relu(in[0]); }, {x});
+  CHECK_GRADCHECK([](auto& in) { return ops::clamp(in[0], -0.3, 0.4); }, {x});
+  CHECK_GRADCHECK([](auto& in) { return ops::abs(in[0]); }, {x});
+}
+
+TEST_SUITE("cuda") {
+  TEST_CASE("cuda parity: binary and unary ops") {
+    MTL_REQUIRE_CUDA();
+    test::PoisonGuard poison;
+    // Odd sizes: not a multiple of 4 (vector path tail) nor of a block.
+    for (Shape s : {Shape{1}, Shape{1027}, Shape{3, 333, 7}}) {
+      Tensor a = randn(s), b = ops::add_scalar(ops::abs(randn(s)), 0.5);
+      Tensor ga = a.cuda(), gb = b.cuda();
+      CHECK_CLOSE(ops::add(ga, gb), ops::add(a, b), 1e-6, 1e-6);
+      CHECK_CLOSE(ops::mul(ga, gb), ops::mul(a, b), 1e-6, 1e-6);
+      CHECK_CLOSE(ops::div(ga, gb), ops::div(a, b), 1e-6, 1e-5);
+      CHECK_CLOSE(ops::exp(ga), ops::exp(a), 1e-6, 1e-5);
+      CHECK_CLOSE(ops::log(gb), ops::log(b), 1e-6, 1e-5);
+      CHECK_CLOSE(ops::sqrt(gb), ops::sqrt(b), 1e-6, 1e-5);
+      CHECK_CLOSE(ops::pow(gb, 1.7), ops::pow(b, 1.7), 1e-6, 1e-5);
+      CHECK_CLOSE(ops::sigmoid(ga), ops::sigmoid(a), 1e-6, 1e-5);
+      CHECK_CLOSE(ops::tanh(ga), ops::tanh(a), 1e-6, 1e-5);
+      CHECK_CLOSE(ops::relu(ga), ops::relu(a), 0, 0);
+      CHECK_CLOSE(ops::clamp(ga, -0.2, 0.3), ops::clamp(a, -0.2, 0.3), 0, 0);
+    }
+    // Broadcasting, a misaligned (offset) view, and gradients.
+    Tensor a = randn({5, 1, 9}), b = randn({7, 1});
+    CHECK_CLOSE(ops::sub(a.cuda(), b.cuda()), ops::sub(a, b), 1e-6, 1e-6);
+    Tensor big = randn({101});
+    Tensor off = big.narrow(0, 1, 100), goff = big.cuda().narrow(0, 1, 100);
+    CHECK_CLOSE(ops::relu(goff), ops::relu(off), 0, 0);
+    Tensor x = randn({6, 5}), y = randn({5});
+    x.set_requires_grad(true), y.set_requires_grad(true);
+    Tensor gx = x.detach().cuda(), gy = y.detach().cuda();
+    gx.set_requires_grad(true), gy.set_requires_grad(true);
+    ops::sum(ops::mul(ops::sigmoid(x), y)).backward();
+    ops::sum(ops::mul(ops::sigmoid(gx), gy)).backward();
+    CHECK_CLOSE(gx.grad(), x.grad(), 1e-5, 1e-5);
+    CHECK_CLOSE(gy.grad(), y.grad(), 1e-5, 1e-5);
+  }
+}
