@@ -15,14 +15,21 @@ add_library(mtl::cudnn INTERFACE IMPORTED)
 target_include_directories(mtl::cudnn INTERFACE ${CUDNN_INCLUDE_DIR})
 target_link_libraries(mtl::cudnn INTERFACE ${CUDNN_LIBRARY})
 
-find_path(OPENBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas openblas-pthread x86_64-linux-gnu/openblas-pthread)
-find_library(OPENBLAS_LIBRARY NAMES openblas openblas64)
-if(NOT OPENBLAS_INCLUDE_DIR OR NOT OPENBLAS_LIBRARY)
-  message(FATAL_ERROR "OpenBLAS not found (Debian: libopenblas-dev)")
-endif()
+# OpenBLAS does the CPU GEMMs. The GPU machine has no OpenBLAS and its 36 MB library is too large
+# to carry there, so it builds with MTL_USE_OPENBLAS=OFF: a plain blocked GEMM, good enough for
+# the CPU side of CUDA parity tests.
+option(MTL_USE_OPENBLAS "CPU GEMM through OpenBLAS (off: built-in blocked loops)" ON)
 add_library(mtl::blas INTERFACE IMPORTED)
-target_include_directories(mtl::blas INTERFACE ${OPENBLAS_INCLUDE_DIR})
-target_link_libraries(mtl::blas INTERFACE ${OPENBLAS_LIBRARY})
+if(MTL_USE_OPENBLAS)
+  find_path(OPENBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas openblas-pthread x86_64-linux-gnu/openblas-pthread)
+  find_library(OPENBLAS_LIBRARY NAMES openblas openblas64)
+  if(NOT OPENBLAS_INCLUDE_DIR OR NOT OPENBLAS_LIBRARY)
+    message(FATAL_ERROR "OpenBLAS not found (Debian: libopenblas-dev); or configure with -DMTL_USE_OPENBLAS=OFF")
+  endif()
+  target_include_directories(mtl::blas INTERFACE ${OPENBLAS_INCLUDE_DIR})
+  target_link_libraries(mtl::blas INTERFACE ${OPENBLAS_LIBRARY})
+  target_compile_definitions(mtl::blas INTERFACE MTL_USE_OPENBLAS=1)
+endif()
 
 find_path(STB_INCLUDE_DIR stb_image.h PATH_SUFFIXES stb)
 add_library(mtl::stb INTERFACE IMPORTED)

@@ -303,6 +303,7 @@ void Tensor::set_grad(const Tensor& g) {
 }
 
 void Tensor::backward(const Tensor& grad) const {
+  MTL_CHECK(requires_grad(), "backward on a tensor that does not require grad: ", describe());
   Tensor g = grad;
   if (!g.defined()) {
     MTL_CHECK(numel() == 1, "backward() without a gradient needs a one-element tensor, got ", describe());

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The project's test command (and CI's): set up, build, run every ctest test. CUDA tests
+# (label `cuda`) report SKIPPED on machines without a GPU; scripts/gpu_check.sh runs them on one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+build=${MTL_BUILD_DIR:-build}
+cd "$build"
+ctest --output-on-failure --timeout 900 -j"${MTL_JOBS:-$(nproc)}" "$@"

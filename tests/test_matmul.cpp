@@ -1,0 +1,65 @@
+// matmul against a triple loop, transposed operands, gradients and cuBLAS parity.
+#include <doctest/doctest.h>
+
+#include "core/cuda_context.h"
+#include "ops/ops.h"
+#include "tests/support/compare.h"
+#include "tests/support/gpu.h"
+#include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
+
+using namespace mtl;
+using test::randn;
+using test::randn_grad;
+
+namespace {
+Tensor reference_matmul(const Tensor& a, const Tensor& b) {
+  int64_t m = a.size(0), k = a.size(1), n = b.size(1);
+  Tensor c = zeros({m, n}, DType::f64);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t p = 0; p < k; ++p) s += a.at({i, p}) * b.at({p, j});
+      c.set({i, j}, s);
+    }
+  return c;
+}
+}  // namespace
+
+TEST_CASE("matmul matches a triple loop, for plain and transposed operands") {
+  for (DType t : {DType::f32, DType::f64}) {
+    Tensor a = randn({5, 7}, t), b = randn({7, 3}, t);
+    double tol = t == DType::f32 ? 1e-5 : 1e-12;
+    CHECK_CLOSE(ops::matmul(a, b), reference_matmul(a, b), tol, tol);
+    Tensor at = randn({7, 5}, t).transpose(0, 1), bt = randn({3, 7}, t).transpose(0, 1);
+    CHECK_CLOSE(ops::matmul(at, bt), reference_matmul(at, bt), tol, tol);
+    Tensor sliced = randn({5, 9}, t).narrow(1, 1, 7);  // row stride 9, not contiguous
+    CHECK_CLOSE(ops::matmul(sliced, b), reference_matmul(sliced, b), tol, tol);
+  }
+  CHECK_THROWS_WITH_AS(ops::matmul(zeros({2, 3}), zeros({2, 3})), doctest::Contains("do not multiply"), Error);
+}
+
+TEST_CASE("gradcheck: matmul") {
+  CHECK_GRADCHECK([](auto& in) { return ops::matmul(in[0], in[1]); }, {randn_grad({3, 5}), randn_grad({5, 4})});
+}
+
+TEST_SUITE("cuda") {
+  TEST_CASE("cuda parity: matmul") {
+    MTL_REQUIRE_CUDA();
+    test::PoisonGuard poison;
+    bool tf32 = cuda::allow_tf32();
+    cuda::set_allow_tf32(false);
+    Tensor a = randn({67, 129}), b = randn({129, 33});
+    CHECK_CLOSE(ops::matmul(a.cuda(), b.cuda()), ops::matmul(a, b), 1e-4, 1e-4);
+    Tensor at = randn({129, 67});
+    CHECK_CLOSE(ops::matmul(at.cuda().transpose(0, 1), b.cuda()), ops::matmul(at.transpose(0, 1), b), 1e-4, 1e-4);
+    a.set_requires_grad(true), b.set_requires_grad(true);
+    Tensor ga = a.detach().cuda(), gb = b.detach().cuda();
+    ga.set_requires_grad(true), gb.set_requires_grad(true);
+    ops::sum(ops::matmul(a, b)).backward();
+    ops::sum(ops::matmul(ga, gb)).backward();
+    CHECK_CLOSE(ga.grad(), a.grad(), 1e-4, 1e-4);
+    CHECK_CLOSE(gb.grad(), b.grad(), 1e-4, 1e-4);
+    cuda::set_allow_tf32(tf32);
+  }
+}
