@@ -44,4 +44,16 @@ Comparison compare(const Tensor& out, const Tensor& ref, double atol, double rto
   return c;
 }
 
+double relative_error(const Tensor& out, const Tensor& ref) {
+  if (out.shape() != ref.shape()) return INFINITY;
+  std::vector<double> o = out.to_f64_vector(), r = ref.to_f64_vector();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < o.size(); ++i) {
+    if (std::isnan(o[i])) return INFINITY;
+    num += (o[i] - r[i]) * (o[i] - r[i]);
+    den += r[i] * r[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
 }  // namespace mtl::test

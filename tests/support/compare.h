@@ -16,6 +16,10 @@ struct Comparison {
 
 Comparison compare(const Tensor& out, const Tensor& ref, double atol, double rtol);
 
+// ||out - ref|| / ||ref|| (2-norms, in double); infinity on a shape mismatch or a NaN in `out`.
+// For whole networks, where float32 rounding is amplified unevenly across elements.
+double relative_error(const Tensor& out, const Tensor& ref);
+
 }  // namespace mtl::test
 
 // doctest assertion: CHECK_CLOSE(out, ref, atol, rtol) prints the worst element on failure.

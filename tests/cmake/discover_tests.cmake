@@ -1,0 +1,41 @@
+# Run at build time (cmake -P) after a test executable links: lists its doctest cases, those in
+# TEST_SUITE("cuda") separately, and writes one ctest test per case to CTEST_FILE. CUDA cases get
+# the label `cuda`; every case is SKIPPED when it prints the marker of MTL_REQUIRE_CUDA().
+# (doctest's own discovery derives labels from a per-test query that breaks on commas.)
+function(list_cases out)
+  execute_process(COMMAND "${EXE}" --list-test-cases ${ARGN} OUTPUT_VARIABLE text RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "listing the tests of ${EXE} failed (${rc}):\n${text}")
+  endif()
+  string(REPLACE ";" "\\;" text "${text}")
+  string(REPLACE "\n" ";" lines "${text}")
+  set(names "")
+  foreach(line IN LISTS lines)
+    if(line STREQUAL "" OR line MATCHES "^\\[doctest\\]" OR line MATCHES "^=+$")
+      continue()
+    endif()
+    list(APPEND names "${line}")
+  endforeach()
+  set(${out} "${names}" PARENT_SCOPE)
+endfunction()
+
+list_cases(cuda_cases --test-suite=cuda)
+list_cases(cpu_cases --test-suite-exclude=cuda)
+
+set(script "")
+foreach(kind cpu cuda)
+  foreach(name IN LISTS ${kind}_cases)
+    # doctest filters split on commas and treat * and ? as wildcards: escape all three.
+    string(REGEX REPLACE "([,*?\\\\])" "\\\\\\1" filter "${name}")
+    set(test "${PREFIX}${name}")
+    string(APPEND script "add_test([==[${test}]==] [==[${EXE}]==] [==[--test-case=${filter}]==])\n")
+    set(labels "")
+    if(kind STREQUAL "cuda")
+      set(labels "LABELS cuda")
+    endif()
+    string(APPEND script "set_tests_properties([==[${test}]==] PROPERTIES ${labels} "
+                         "SKIP_REGULAR_EXPRESSION [==[\\[mtl-skipped\\]]==] TIMEOUT 900 "
+                         "WORKING_DIRECTORY [==[${WORKDIR}]==])\n")
+  endforeach()
+endforeach()
+file(WRITE "${CTEST_FILE}" "${script}")
