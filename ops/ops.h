@@ -1,6 +1,8 @@
 #pragma once
 // Every differentiable op, for layers and models.
 #include "core/error.h"
+#include "ops/batch_norm.h"
+#include "ops/conv.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/reduce.h"

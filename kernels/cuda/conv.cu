@@ -1,0 +1,307 @@
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/cuda_check.h"
+#include "core/error.h"
+#include "kernels/conv.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/reduce.cuh"
+
+namespace mtl::kernels::cuda {
+
+namespace {
+
+// The most workspace an algorithm search may use; algorithms that need more are not considered.
+constexpr size_t kMaxSearchWorkspace = size_t{1} << 30;
+
+// Owns one cuDNN descriptor. The destroy status is ignored: destroying a descriptor this object
+// created cannot fail in a way the caller could act on, and destructors must not throw.
+template <typename D, cudnnStatus_t (*Destroy)(D)>
+class Descriptor {
+ public:
+  Descriptor() = default;
+  ~Descriptor() {
+    if (d_) Destroy(d_);
+  }
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
+  D get() const { return d_; }
+  D* out() { return &d_; }
+
+ private:
+  D d_ = nullptr;
+};
+
+using TensorDescriptor = Descriptor<cudnnTensorDescriptor_t, cudnnDestroyTensorDescriptor>;
+using FilterDescriptor = Descriptor<cudnnFilterDescriptor_t, cudnnDestroyFilterDescriptor>;
+using ConvolutionDescriptor = Descriptor<cudnnConvolutionDescriptor_t, cudnnDestroyConvolutionDescriptor>;
+
+// Device memory from the caching allocator for the lifetime of one call. Freeing right after the
+// work is enqueued is safe: everything runs on the one stream, so a later user of the block is
+// ordered after this work.
+class Workspace {
+ public:
+  explicit Workspace(size_t nbytes) : size_(nbytes), p_(nbytes ? mtl::cuda::allocate(nbytes) : nullptr) {}
+  ~Workspace() { mtl::cuda::deallocate(p_); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  void* get() const { return p_; }
+  size_t size() const { return size_; }
+
+ private:
+  size_t size_;
+  void* p_;
+};
+
+int as_int(int64_t v, const char* what) {
+  MTL_CHECK(v >= 0 && v <= INT_MAX, "conv2d: ", what, " = ", v, " exceeds cuDNN's 32-bit range");
+  return static_cast<int>(v);
+}
+
+void set_tensor(TensorDescriptor& d, int64_t n, int64_t c, int64_t h, int64_t w) {
+  MTL_CUDNN_CHECK(cudnnCreateTensorDescriptor(d.out()));
+  MTL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(n, "batch"),
+                                             as_int(c, "channels"), as_int(h, "height"), as_int(w, "width")));
+}
+
+// The descriptors of one convolution, with the math type the algorithm search runs under.
+struct ConvDescriptors {
+  TensorDescriptor x, y;
+  FilterDescriptor w;
+  ConvolutionDescriptor conv;
+
+  ConvDescriptors(const ConvGeometry& g, cudnnMathType_t math) {
+    set_tensor(x, g.n, g.c_in, g.h, g.w);
+    set_tensor(y, g.n, g.c_out, g.out_h, g.out_w);
+    MTL_CUDNN_CHECK(cudnnCreateFilterDescriptor(w.out()));
+    MTL_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w.get(), CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, as_int(g.c_out, "c_out"),
+                                               as_int(g.c_in / g.groups, "c_in / groups"), as_int(g.kh, "kh"),
+                                               as_int(g.kw, "kw")));
+    MTL_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(conv.out()));
+    MTL_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv.get(), as_int(g.pad_h, "pad_h"), as_int(g.pad_w, "pad_w"),
+                                                    as_int(g.stride_h, "stride_h"), as_int(g.stride_w, "stride_w"),
+                                                    as_int(g.dil_h, "dil_h"), as_int(g.dil_w, "dil_w"),
+                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    MTL_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv.get(), as_int(g.groups, "groups")));
+    MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.get(), math));
+  }
+};
+
+// CUDNN_DEFAULT_MATH would still let cuDNN pick TF32 kernels for float data on Ampere and newer;
+// only FMA math guarantees full float32 products.
+cudnnMathType_t search_math(ConvPolicy p) { return p.allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH; }
+
+enum class Direction : int64_t { forward, backward_data, backward_filter };
+
+const char* direction_name(Direction d) {
+  switch (d) {
+    case Direction::forward: return "forward";
+    case Direction::backward_data: return "backward-data";
+    case Direction::backward_filter: return "backward-filter";
+  }
+  return "?";
+}
+
+struct Choice {
+  int algo = 0;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  size_t workspace = 0;
+};
+
+using Key = std::array<int64_t, 17>;
+
+Key make_key(const ConvGeometry& g, ConvPolicy p, Direction d) {
+  return {g.n,        g.c_in,     g.h,        g.w,     g.c_out, g.kh,  g.kw, g.stride_h, g.stride_w,
+          g.pad_h,    g.pad_w,    g.dil_h,    g.dil_w, g.groups, static_cast<int64_t>(d),
+          p.deterministic ? 1 : 0, p.allow_tf32 ? 1 : 0};
+}
+
+struct AlgorithmCache {
+  std::mutex mu;
+  std::map<Key, Choice> choices;
+};
+
+AlgorithmCache& cache() {
+  static AlgorithmCache* c = new AlgorithmCache;  // leaked: used until process exit
+  return *c;
+}
+
+// The three directions differ only in their cuDNN entry points and perf-result types.
+struct Forward {
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  static int max_count(cudnnHandle_t h) {
+    int n = 0;
+    MTL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &n));
+    return n;
+  }
+  static void heuristics(cudnnHandle_t h, const ConvDescriptors& d, int n, int* got, Perf* perf) {
+    MTL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), n, got,
+                                                           perf));
+  }
+  // a = x, b = w, out = y
+  static void find(cudnnHandle_t h, const ConvDescriptors& d, const float* a, const float* b, float* out, int n,
+                   int* got, Perf* perf, const Workspace& ws) {
+    MTL_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x.get(), a, d.w.get(), b, d.conv.get(), d.y.get(),
+                                                           out, n, got, perf, ws.get(), ws.size()));
+  }
+};
+
+struct BackwardData {
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  static int max_count(cudnnHandle_t h) {
+    int n = 0;
+    MTL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &n));
+    return n;
+  }
+  static void heuristics(cudnnHandle_t h, const ConvDescriptors& d, int n, int* got, Perf* perf) {
+    MTL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), n,
+                                                                got, perf));
+  }
+  // a = w, b = gy, out = gx
+  static void find(cudnnHandle_t h, const ConvDescriptors& d, const float* a, const float* b, float* out, int n,
+                   int* got, Perf* perf, const Workspace& ws) {
+    MTL_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w.get(), a, d.y.get(), b, d.conv.get(),
+                                                                d.x.get(), out, n, got, perf, ws.get(), ws.size()));
+  }
+};
+
+struct BackwardFilter {
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  static int max_count(cudnnHandle_t h) {
+    int n = 0;
+    MTL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &n));
+    return n;
+  }
+  static void heuristics(cudnnHandle_t h, const ConvDescriptors& d, int n, int* got, Perf* perf) {
+    MTL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(),
+                                                                  n, got, perf));
+  }
+  // a = x, b = gy, out = gw
+  static void find(cudnnHandle_t h, const ConvDescriptors& d, const float* a, const float* b, float* out, int n,
+                   int* got, Perf* perf, const Workspace& ws) {
+    MTL_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x.get(), a, d.y.get(), b, d.conv.get(),
+                                                                  d.w.get(), out, n, got, perf, ws.get(), ws.size()));
+  }
+};
+
+// Benchmarks the algorithms once per key (cudnnFind*Ex on the real buffers, which it overwrites;
+// the caller then runs the chosen one) and caches the fastest admissible one.
+template <typename Dir>
+Choice choose(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, Direction dir, const ConvDescriptors& d,
+              const float* a, const float* b, float* out) {
+  const Key key = make_key(g, p, dir);
+  {
+    std::lock_guard<std::mutex> lock(cache().mu);
+    auto it = cache().choices.find(key);
+    if (it != cache().choices.end()) return it->second;
+  }
+  const int max_count = Dir::max_count(h);
+  std::vector<typename Dir::Perf> perf(static_cast<size_t>(max_count));
+  int got = 0;
+  // The heuristics list each algorithm's workspace need, which sizes the search's workspace.
+  Dir::heuristics(h, d, max_count, &got, perf.data());
+  size_t search_ws = 0;
+  for (int i = 0; i < got; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxSearchWorkspace)
+      search_ws = std::max(search_ws, perf[i].memory);
+  std::unique_ptr<Workspace> ws;
+  try {
+    ws = std::make_unique<Workspace>(search_ws);
+  } catch (const Error&) {
+    // Out of device memory for the largest workspace: search among algorithms that need none.
+    ws = std::make_unique<Workspace>(0);
+  }
+  got = 0;
+  Dir::find(h, d, a, b, out, max_count, &got, perf.data(), *ws);
+  // Results come sorted by time: take the first that ran, fits, and obeys the policy.
+  for (int i = 0; i < got; ++i) {
+    const auto& r = perf[i];
+    if (r.status != CUDNN_STATUS_SUCCESS || r.memory > ws->size()) continue;
+    if (p.deterministic && r.determinism != CUDNN_DETERMINISTIC) continue;
+    if (r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // may round float to half
+    if (!p.allow_tf32 && r.mathType != CUDNN_FMA_MATH) continue;
+    Choice c{static_cast<int>(r.algo), r.mathType, r.memory};
+    std::lock_guard<std::mutex> lock(cache().mu);
+    cache().choices.emplace(key, c);
+    return c;
+  }
+  MTL_CHECK(false, "conv2d: cuDNN offers no ", p.deterministic ? "deterministic " : "", direction_name(dir),
+            " algorithm for input [", g.n, ", ", g.c_in, ", ", g.h, ", ", g.w, "], weight [", g.c_out, ", ",
+            g.c_in / g.groups, ", ", g.kh, ", ", g.kw, "], stride (", g.stride_h, ", ", g.stride_w, "), padding (",
+            g.pad_h, ", ", g.pad_w, "), dilation (", g.dil_h, ", ", g.dil_w, "), groups ", g.groups);
+  return {};
+}
+
+__global__ void bias_grad_kernel(const float* gy, float* gb, int64_t n, int64_t c, int64_t p) {
+  const int64_t ch = blockIdx.x;
+  float acc = 0.f;
+  for (int64_t s = 0; s < n; ++s) {
+    const float* row = gy + (s * c + ch) * p;
+    for (int64_t q = threadIdx.x; q < p; q += kThreads) acc += row[q];
+  }
+  acc = block_sum<kThreads>(acc);
+  if (threadIdx.x == 0) gb[ch] = acc;
+}
+
+}  // namespace
+
+void conv2d_forward(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* x, const float* w,
+                    const float* bias, float* y) {
+  ConvDescriptors d(g, search_math(p));
+  const Choice c = choose<Forward>(h, g, p, Direction::forward, d, x, w, y);
+  MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.math));
+  Workspace ws(c.workspace);
+  const float one = 1.f, zero = 0.f;
+  MTL_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x.get(), x, d.w.get(), w, d.conv.get(),
+                                          static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws.get(), ws.size(), &zero,
+                                          d.y.get(), y));
+  if (bias) {
+    TensorDescriptor bd;
+    set_tensor(bd, 1, g.c_out, 1, 1);
+    MTL_CUDNN_CHECK(cudnnAddTensor(h, &one, bd.get(), bias, &one, d.y.get(), y));
+  }
+}
+
+void conv2d_backward_input(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* gy, const float* w,
+                           float* gx) {
+  ConvDescriptors d(g, search_math(p));
+  const Choice c = choose<BackwardData>(h, g, p, Direction::backward_data, d, w, gy, gx);
+  MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.math));
+  Workspace ws(c.workspace);
+  const float one = 1.f, zero = 0.f;
+  MTL_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, d.w.get(), w, d.y.get(), gy, d.conv.get(),
+                                               static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), ws.get(),
+                                               ws.size(), &zero, d.x.get(), gx));
+}
+
+void conv2d_backward_weight(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* gy, const float* x,
+                            float* gw) {
+  ConvDescriptors d(g, search_math(p));
+  const Choice c = choose<BackwardFilter>(h, g, p, Direction::backward_filter, d, x, gy, gw);
+  MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.math));
+  Workspace ws(c.workspace);
+  const float one = 1.f, zero = 0.f;
+  MTL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, d.x.get(), x, d.y.get(), gy, d.conv.get(),
+                                                 static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws.get(),
+                                                 ws.size(), &zero, d.w.get(), gw));
+}
+
+void conv2d_backward_bias(const ConvGeometry& g, const float* gy, float* gb, cudaStream_t s) {
+  if (g.c_out == 0) return;
+  MTL_CHECK(g.c_out <= INT_MAX, "conv2d: ", g.c_out, " output channels exceed the grid limit");
+  bias_grad_kernel<<<static_cast<unsigned>(g.c_out), kThreads, 0, s>>>(gy, gb, g.n, g.c_out, g.out_h * g.out_w);
+  MTL_CUDA_LAUNCH_CHECK();
+}
+
+int64_t conv_algorithm_cache_size() {
+  std::lock_guard<std::mutex> lock(cache().mu);
+  return static_cast<int64_t>(cache().choices.size());
+}
+
+}  // namespace mtl::kernels::cuda
