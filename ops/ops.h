@@ -5,6 +5,7 @@
 #include "ops/channel.h"
 #include "ops/conv.h"
 #include "ops/elementwise.h"
+#include "ops/group_norm.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"
 #include "ops/metrics.h"

@@ -1,0 +1,113 @@
+#include "ops/group_norm.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/group_norm.h"
+#include "ops/autograd_util.h"
+#include "ops/dispatch.h"
+#include "ops/shape.h"
+
+namespace mtl::ops {
+
+namespace {
+
+template <typename T>
+T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+void check_param(const Tensor& p, const Tensor& x, int64_t channels, const char* arg) {
+  if (!p.defined()) return;
+  detail::check_same(x, p, "group_norm");
+  MTL_CHECK(p.dim() == 1 && p.size(0) == channels, "group_norm: ", arg, " must have shape [", channels,
+            "] (one value per channel of x ", x.describe(), "), got ", p.describe());
+}
+
+// Device scratch for the CUDA launchers; undefined when they need none.
+Tensor cuda_workspace(const Tensor& like, size_t floats) {
+  if (floats == 0) return Tensor();
+  return empty({static_cast<int64_t>(floats)}, Options(DType::f32, like.device()));
+}
+
+std::vector<Tensor> group_norm_backward(const Tensor& grad_y, const Tensor& xs, const Tensor& ws, const Tensor& mean,
+                                        const Tensor& rstd, const kernels::GroupNormDims& d, bool need_x,
+                                        bool need_w, bool need_b) {
+  Tensor dy = contiguous(grad_y);
+  Tensor dx = need_x ? empty(xs.shape(), xs.options()) : Tensor();
+  Tensor dw = need_w ? empty({d.c}, xs.options()) : Tensor();
+  Tensor db = need_b ? empty({d.c}, xs.options()) : Tensor();
+  if (xs.is_cuda()) {
+    Tensor work = cuda_workspace(xs, kernels::cuda::group_norm_backward_workspace(d));
+    kernels::cuda::group_norm_backward(data_or_null<float>(dx), data_or_null<float>(dw), data_or_null<float>(db),
+                                       dy.data<float>(), xs.data<float>(), mean.data<float>(), rstd.data<float>(),
+                                       data_or_null<float>(ws), d, data_or_null<float>(work), cuda::stream());
+  } else {
+    detail::dispatch_cpu_float(xs, "group_norm backward", [&](auto t) {
+      using T = decltype(t);
+      kernels::cpu::group_norm_backward<T>(data_or_null<T>(dx), data_or_null<T>(dw), data_or_null<T>(db), dy.data<T>(),
+                                           xs.data<T>(), mean.data<T>(), rstd.data<T>(), data_or_null<T>(ws), d);
+    });
+  }
+  return {dx, dw, db};
+}
+
+}  // namespace
+
+GroupNormOutput group_norm_with_stats(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
+                                      double eps) {
+  detail::check_defined(x, "group_norm", "x");
+  detail::check_float(x, "group_norm");
+  MTL_CHECK(x.dim() >= 2, "group_norm: expected x of shape [N, C, *], got ", x.describe());
+  const int64_t n = x.size(0), c = x.size(1);
+  MTL_CHECK(groups >= 1, "group_norm: groups must be at least 1, got ", groups);
+  MTL_CHECK(c % groups == 0, "group_norm: ", c, " channels cannot be split into ", groups,
+            " equal groups (x is ", x.describe(), ")");
+  check_param(weight, x, c, "weight");
+  check_param(bias, x, c, "bias");
+  MTL_CHECK(std::isfinite(eps) && eps >= 0, "group_norm: eps must be finite and >= 0, got ", eps);
+  int64_t hw = 1;
+  for (int64_t k = 2; k < x.dim(); ++k) hw *= x.size(k);
+  const kernels::GroupNormDims d{n, c, hw, groups};
+
+  Tensor xs = contiguous(x.detach());
+  Tensor ws = weight.defined() ? contiguous(weight.detach()) : Tensor();
+  Tensor bs = bias.defined() ? contiguous(bias.detach()) : Tensor();
+  GroupNormOutput out{empty(x.shape(), x.options()), empty({n, groups}, x.options()),
+                      empty({n, groups}, x.options())};
+  if (x.is_cuda()) {
+    Tensor work = cuda_workspace(x, kernels::cuda::group_norm_forward_workspace(d));
+    kernels::cuda::group_norm_forward(out.y.data<float>(), out.mean.data<float>(), out.rstd.data<float>(),
+                                      xs.data<float>(), data_or_null<float>(ws), data_or_null<float>(bs), d, eps,
+                                      data_or_null<float>(work), cuda::stream());
+  } else {
+    detail::dispatch_cpu_float(x, "group_norm", [&](auto t) {
+      using T = decltype(t);
+      kernels::cpu::group_norm_forward<T>(out.y.data<T>(), out.mean.data<T>(), out.rstd.data<T>(), xs.data<T>(),
+                                          data_or_null<T>(ws), data_or_null<T>(bs), d, eps);
+    });
+  }
+
+  const bool need_x = x.requires_grad();
+  const bool need_w = weight.defined() && weight.requires_grad();
+  const bool need_b = bias.defined() && bias.requires_grad();
+  Tensor mean = out.mean, rstd = out.rstd;  // fresh tensors without history: safe to keep
+  record("GroupNormBackward", {x, weight, bias}, {out.y},
+         [xs, ws, mean, rstd, d, need_x, need_w, need_b](const std::vector<Tensor>& g) {
+           return group_norm_backward(g[0], xs, ws, mean, rstd, d, need_x, need_w, need_b);
+         });
+  return out;
+}
+
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps) {
+  return group_norm_with_stats(x, groups, weight, bias, eps).y;
+}
+
+int64_t group_norm_groups(int64_t channels) {
+  MTL_CHECK(channels >= 1, "group_norm_groups: the channel count must be at least 1, got ", channels);
+  int64_t g = channels >= 32 ? 32 : channels >= 16 ? 16 : channels >= 8 ? 8 : std::max<int64_t>(1, channels / 2);
+  while (channels % g != 0) --g;  // ends at 1 at the latest
+  return g;
+}
+
+}  // namespace mtl::ops

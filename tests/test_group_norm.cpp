@@ -1,0 +1,372 @@
+// GroupNorm: forward and saved statistics against a two-pass double reference written here, the
+// model's group-count rule, float64 gradient checks on small odd shapes, float32 stability under a
+// large offset, argument errors, and CUDA-vs-CPU parity (both launch plans, the real ESANet
+// shapes at batch 2, bitwise determinism) with poisoned allocations.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "ops/ops.h"
+#include "tests/support/compare.h"
+#include "tests/support/gpu.h"
+#include "tests/support/gradcheck.h"
+#include "tests/support/random.h"
+
+using namespace mtl;
+using mtl::test::randn;
+using mtl::test::randn_grad;
+
+namespace {
+
+struct Case {
+  int64_t n, c, h, w, groups;
+};
+
+std::string case_str(const Case& k) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "x [%lld, %lld, %lld, %lld], %lld groups", static_cast<long long>(k.n),
+                static_cast<long long>(k.c), static_cast<long long>(k.h), static_cast<long long>(k.w),
+                static_cast<long long>(k.groups));
+  return buf;
+}
+
+struct Reference {
+  Tensor y, mean, rstd;  // float64, CPU
+};
+
+// Normalises each (sample, group) explicitly: plain loops over host values, mean and variance in
+// two passes in double, then the per-channel affine transform.
+Reference reference_group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
+                               double eps) {
+  const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<int64_t>(n * c, 1);
+  const int64_t d = c / groups, m = d * hw;
+  std::vector<double> v = x.to_f64_vector(), out(v.size());
+  std::vector<double> w = weight.defined() ? weight.to_f64_vector() : std::vector<double>(c, 1.0);
+  std::vector<double> b = bias.defined() ? bias.to_f64_vector() : std::vector<double>(c, 0.0);
+  std::vector<double> means, rstds;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t base = (i * c + g * d) * hw;
+      double sum = 0;
+      for (int64_t k = 0; k < m; ++k) sum += v[base + k];
+      const double mean = sum / m;
+      double sq = 0;
+      for (int64_t k = 0; k < m; ++k) sq += (v[base + k] - mean) * (v[base + k] - mean);
+      const double rstd = 1.0 / std::sqrt(sq / m + eps);
+      for (int64_t j = 0; j < d; ++j)
+        for (int64_t k = 0; k < hw; ++k) {
+          const int64_t idx = base + j * hw + k, ch = g * d + j;
+          out[idx] = (v[idx] - mean) * rstd * w[ch] + b[ch];
+        }
+      means.push_back(mean);
+      rstds.push_back(rstd);
+    }
+  return {from_vector(out, x.shape(), DType::f64), from_vector(means, {n, groups}, DType::f64),
+          from_vector(rstds, {n, groups}, DType::f64)};
+}
+
+Tensor leaf(const Tensor& t) {
+  Tensor l = t.detach().clone();
+  l.set_requires_grad(true);
+  return l;
+}
+
+struct Grads {
+  Tensor y, mean, rstd, dx, dw, db;
+};
+
+// Forward with statistics, then backward of <dy, y>; weight/bias may be undefined.
+Grads run(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, const Tensor& dy) {
+  Tensor lx = leaf(x);
+  Tensor lw = weight.defined() ? leaf(weight) : Tensor(), lb = bias.defined() ? leaf(bias) : Tensor();
+  ops::GroupNormOutput o = ops::group_norm_with_stats(lx, groups, lw, lb);
+  o.y.backward(dy);
+  return {o.y, o.mean, o.rstd, lx.grad(), lw.defined() ? lw.grad() : Tensor(), lb.defined() ? lb.grad() : Tensor()};
+}
+
+// Bitwise equality (|a - b| <= 0), with the worst element reported on failure.
+#define CHECK_BITWISE(a, b) CHECK_CLOSE(a, b, 0.0, 0.0)
+
+// float32 rounding in the folded forms y = x*a + b (b = beta - mean*a) and dx = a*dy + c1*x + c2
+// is relative to their largest term, not to the result: when a group's variance is tiny (a
+// one-element group, two close values) rstd and |mean*a| dwarf |y|. This is the size of those
+// terms: a few units for well-spread groups, so the tolerances below stay tight there.
+double term_scale(const Grads& ref, const Tensor& w) {
+  std::vector<double> m = ref.mean.to_f64_vector(), r = ref.rstd.to_f64_vector();
+  double wmax = 1;
+  if (w.defined())
+    for (double v : w.to_f64_vector()) wmax = std::max(wmax, std::abs(v));
+  double s = 1;
+  for (size_t i = 0; i < m.size(); ++i) s = std::max(s, r[i] * (1 + std::abs(m[i])) * wmax);
+  return s;
+}
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (double v : t.to_f64_vector()) m = std::max(m, std::abs(v));
+  return m;
+}
+
+// Forward, saved statistics and all three gradients on the device against the float32 CPU
+// kernel (which accumulates in double); then a second run that must agree bit for bit.
+void check_parity(const Case& k, bool affine) {
+  INFO(case_str(k), affine ? ", affine" : ", no affine");
+  const Shape s{k.n, k.c, k.h, k.w};
+  Tensor x = randn(s), dy = randn(s);
+  Tensor w = affine ? ops::add_scalar(randn({k.c}), 1.0) : Tensor(), b = affine ? randn({k.c}) : Tensor();
+  Grads cpu = run(x, k.groups, w, b, dy);
+  Tensor gw = affine ? w.cuda() : Tensor(), gb = affine ? b.cuda() : Tensor();
+  Grads gpu = run(x.cuda(), k.groups, gw, gb, dy.cuda());
+  CHECK(gpu.y.is_cuda());
+  const double scale = term_scale(cpu, w);
+  INFO("term scale ", scale);
+  CHECK_CLOSE(gpu.y, cpu.y, 4e-6 * scale, 1e-4);
+  CHECK_CLOSE(gpu.mean, cpu.mean, 5e-6, 1e-5);
+  CHECK_CLOSE(gpu.rstd, cpu.rstd, 0, 1e-5);
+  CHECK_CLOSE(gpu.dx, cpu.dx, 4e-6 * scale * std::max(1.0, max_abs(dy)), 1e-4);
+  if (affine) {
+    // Sums over N*H*W products: allow for float32 rounding of up to ~3e5 terms.
+    CHECK_CLOSE(gpu.dw, cpu.dw, 1e-3, 1e-4);
+    CHECK_CLOSE(gpu.db, cpu.db, 1e-3, 1e-4);
+  }
+  Grads again = run(x.cuda(), k.groups, gw, gb, dy.cuda());
+  CHECK_BITWISE(again.y, gpu.y);
+  CHECK_BITWISE(again.mean, gpu.mean);
+  CHECK_BITWISE(again.rstd, gpu.rstd);
+  CHECK_BITWISE(again.dx, gpu.dx);
+  if (affine) {
+    CHECK_BITWISE(again.dw, gpu.dw);
+    CHECK_BITWISE(again.db, gpu.db);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("group_norm forward and statistics match a two-pass reference") {
+  const Case cases[] = {
+      {2, 6, 5, 7, 3},    // odd spatial size
+      {2, 8, 4, 6, 4},    // HW a multiple of 4
+      {3, 4, 1, 1, 2},    // 1x1 spatial maps
+      {2, 5, 3, 3, 5},    // one channel per group
+      {1, 8, 4, 4, 1},    // one group
+      {2, 64, 9, 11, 32},
+      {1, 7, 2, 3, 7},
+  };
+  for (const Case& k : cases) {
+    for (DType dt : {DType::f32, DType::f64}) {
+      INFO(case_str(k), ", ", dtype_name(dt));
+      const double tol = dt == DType::f32 ? 1e-5 : 1e-12;
+      Tensor x = randn({k.n, k.c, k.h, k.w}, dt);
+      Tensor w = randn({k.c}, dt), b = randn({k.c}, dt);
+      Reference plain = reference_group_norm(x, k.groups, Tensor(), Tensor(), 1e-5);
+      ops::GroupNormOutput o = ops::group_norm_with_stats(x, k.groups, Tensor(), Tensor());
+      CHECK(o.y.dtype() == dt);
+      CHECK(o.mean.shape() == Shape{k.n, k.groups});
+      CHECK_CLOSE(o.y, plain.y, tol, tol);
+      CHECK_CLOSE(o.mean, plain.mean, tol, tol);
+      CHECK_CLOSE(o.rstd, plain.rstd, tol, tol);
+      Reference affine = reference_group_norm(x, k.groups, w, b, 1e-5);
+      CHECK_CLOSE(ops::group_norm(x, k.groups, w, b), affine.y, tol, tol);
+      // Weight alone and bias alone.
+      CHECK_CLOSE(ops::group_norm(x, k.groups, w, Tensor()), reference_group_norm(x, k.groups, w, Tensor(), 1e-5).y,
+                  tol, tol);
+      CHECK_CLOSE(ops::group_norm(x, k.groups, Tensor(), b), reference_group_norm(x, k.groups, Tensor(), b, 1e-5).y,
+                  tol, tol);
+    }
+  }
+}
+
+TEST_CASE("group_norm accepts [N, C, *] inputs, non-contiguous views and another eps") {
+  Tensor x2 = randn({5, 6});  // [N, C]: one element per channel
+  CHECK_CLOSE(ops::group_norm(x2, 2, Tensor(), Tensor()), reference_group_norm(x2, 2, Tensor(), Tensor(), 1e-5).y,
+              1e-5, 1e-5);
+  Tensor x3 = randn({2, 4, 9});
+  Tensor w = randn({4}), b = randn({4});
+  CHECK_CLOSE(ops::group_norm(x3, 2, w, b, 0.1), reference_group_norm(x3, 2, w, b, 0.1).y, 1e-5, 1e-5);
+  Tensor base = randn({2, 5, 3, 6});
+  Tensor view = base.permute({0, 3, 2, 1});  // [2, 6, 3, 5], not contiguous
+  CHECK_FALSE(view.is_contiguous());
+  CHECK_CLOSE(ops::group_norm(view, 3, Tensor(), Tensor()), reference_group_norm(view, 3, Tensor(), Tensor(), 1e-5).y,
+              1e-5, 1e-5);
+}
+
+TEST_CASE("group_norm_groups follows the model's rule and always divides") {
+  CHECK(ops::group_norm_groups(512) == 32);
+  CHECK(ops::group_norm_groups(64) == 32);
+  CHECK(ops::group_norm_groups(32) == 32);
+  CHECK(ops::group_norm_groups(96) == 32);
+  CHECK(ops::group_norm_groups(16) == 16);
+  CHECK(ops::group_norm_groups(8) == 8);
+  CHECK(ops::group_norm_groups(6) == 3);
+  CHECK(ops::group_norm_groups(4) == 2);
+  CHECK(ops::group_norm_groups(3) == 1);
+  CHECK(ops::group_norm_groups(2) == 1);
+  CHECK(ops::group_norm_groups(1) == 1);
+  // Where the rule's count does not divide: the largest divisor below it.
+  CHECK(ops::group_norm_groups(48) == 24);
+  CHECK(ops::group_norm_groups(40) == 20);
+  CHECK(ops::group_norm_groups(24) == 12);
+  CHECK(ops::group_norm_groups(12) == 6);
+  CHECK(ops::group_norm_groups(31) == 1);
+  CHECK(ops::group_norm_groups(5) == 1);
+  for (int64_t c = 1; c <= 600; ++c) {
+    const int64_t g = ops::group_norm_groups(c);
+    const int64_t rule = c >= 32 ? 32 : c >= 16 ? 16 : c >= 8 ? 8 : std::max<int64_t>(1, c / 2);
+    INFO("channels ", c, " -> ", g);
+    CHECK(c % g == 0);
+    CHECK(g <= rule);
+    for (int64_t h = g + 1; h <= rule; ++h) CHECK(c % h != 0);  // no larger valid count was skipped
+  }
+  CHECK_THROWS_WITH_AS(ops::group_norm_groups(0), doctest::Contains("channel count must be at least 1, got 0"), Error);
+}
+
+TEST_CASE("gradcheck: group_norm with and without affine") {
+  struct G {
+    Shape s;
+    int64_t groups;
+  };
+  for (const G& k : {G{{2, 6, 3, 5}, 3}, G{{2, 8, 1, 1}, 2}, G{{2, 3, 2, 3}, 3}, G{{1, 4, 3, 3}, 1}}) {
+    INFO("x ", shape_str(k.s), ", ", k.groups, " groups");
+    const int64_t c = k.s[1], groups = k.groups;
+    auto x = randn_grad(k.s), w = randn_grad({c}), b = randn_grad({c});
+    CHECK_GRADCHECK([groups](auto& in) { return ops::group_norm(in[0], groups, in[1], in[2]); }, {x, w, b});
+    CHECK_GRADCHECK([groups](auto& in) { return ops::group_norm(in[0], groups, Tensor(), Tensor()); }, {x});
+    CHECK_GRADCHECK([groups](auto& in) { return ops::group_norm(in[0], groups, in[1], Tensor(), 0.01); }, {x, w});
+  }
+}
+
+TEST_CASE("group_norm backward returns only the gradients asked for") {
+  Tensor x = randn({2, 6, 3, 5}, DType::f64), w = randn({6}, DType::f64), b = randn({6}, DType::f64);
+  Tensor dy = randn({2, 6, 3, 5}, DType::f64);
+  Grads all = run(x, 3, w, b, dy);
+  Tensor lw = leaf(w);  // only the weight requires grad
+  ops::group_norm(x, 3, lw, b).backward(dy);
+  CHECK_CLOSE(lw.grad(), all.dw, 1e-12, 1e-12);
+  Tensor lx = leaf(x);  // only x
+  ops::group_norm(lx, 3, w, b).backward(dy);
+  CHECK_CLOSE(lx.grad(), all.dx, 1e-12, 1e-12);
+  // dbeta is the plain sum of dy over (N, H, W).
+  CHECK_CLOSE(all.db, ops::sum(dy, {0, 2, 3}), 1e-12, 1e-12);
+}
+
+TEST_CASE("group_norm float32 statistics survive a large offset") {
+  // 1e4 + N(0, 1): E[x^2] - E[x]^2 in float32 would lose every digit; Welford keeps them. The
+  // float32 input itself is quantised to ~1e-3 at 1e4, and the reference sees the same values.
+  Tensor x = ops::add_scalar(randn({2, 8, 16, 20}), 1e4);
+  Tensor w = ops::add_scalar(test::rand({8}, 0.0, 1.0), 0.5), b = randn({8});
+  Reference ref = reference_group_norm(x, 4, w, b, 1e-5);
+  ops::GroupNormOutput o = ops::group_norm_with_stats(x, 4, w, b);
+  CHECK_CLOSE(o.mean, ref.mean, 1e-3, 0);
+  CHECK_CLOSE(o.rstd, ref.rstd, 0, 1e-4);
+  CHECK_CLOSE(o.y, ref.y, 4e-3, 1e-3);
+}
+
+TEST_CASE("group_norm: errors name the tensor and what was expected") {
+  Tensor x = zeros({2, 6, 4, 4});
+  CHECK_THROWS_WITH_AS(ops::group_norm(x, 4, Tensor(), Tensor()),
+                       doctest::Contains("6 channels cannot be split into 4 equal groups"), Error);
+  CHECK_THROWS_WITH_AS(ops::group_norm(x, 0, Tensor(), Tensor()), doctest::Contains("groups must be at least 1, got 0"),
+                       Error);
+  CHECK_THROWS_WITH_AS(ops::group_norm(x, 3, zeros({4}), Tensor()),
+                       doctest::Contains("weight must have shape [6] (one value per channel of x F32[2, 6, 4, 4] on "
+                                         "cpu), got F32[4] on cpu"),
+                       Error);
+  CHECK_THROWS_WITH_AS(ops::group_norm(x, 3, Tensor(), zeros({6, 1})), doctest::Contains("bias must have shape [6]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(ops::group_norm(x, 3, zeros({6}, DType::f64), Tensor()),
+                       doctest::Contains("tensors of different dtypes: F32[2, 6, 4, 4] on cpu and F64[6] on cpu"), Error);
+  CHECK_THROWS_WITH_AS(ops::group_norm(zeros({6}), 3, Tensor(), Tensor()),
+                       doctest::Contains("expected x of shape [N, C, *], got F32[6] on cpu"), Error);
+  CHECK_THROWS_WITH_AS(ops::group_norm(x, 3, Tensor(), Tensor(), -1.0), doctest::Contains("eps must be finite and >= 0"),
+                       Error);
+  CHECK_THROWS_WITH_AS(ops::group_norm(Tensor(), 3, Tensor(), Tensor()),
+                       doctest::Contains("argument 'x' is an undefined tensor"), Error);
+  CHECK_THROWS_WITH_AS(ops::group_norm(zeros({2, 6, 4, 4}, DType::i32), 3, Tensor(), Tensor()),
+                       doctest::Contains("group_norm supports F32 and F64 tensors, got I32[2, 6, 4, 4] on cpu"), Error);
+}
+
+TEST_SUITE("cuda") {
+  TEST_CASE("cuda parity: group_norm on odd shapes, both launch plans") {
+    MTL_REQUIRE_CUDA();
+    test::PoisonGuard poison;
+    const Case cases[] = {
+        {3, 6, 5, 7, 3},       // one block per group, scalar loads
+        {2, 8, 4, 6, 4},       // one block per group, float4 loads
+        {2, 5, 1, 1, 5},       // 1x1 maps, one channel per group
+        {1, 3, 1, 1, 1},       //
+        {2, 12, 33, 37, 3},    // uneven per-thread counts
+        {2, 48, 3, 3, 1},      // many channels in one small group (team reduction)
+        {2, 8, 101, 103, 2},   // group of 41612 > one block's limit: split plan, scalar loads
+        {2, 4, 96, 100, 1},    // split plan, float4 loads, partial last tile
+        {1, 512, 15, 20, 1},   // split plan, 512 channels in one group
+        {1, 2, 241, 319, 1},   // split plan, a row longer than several tiles
+    };
+    for (const Case& k : cases) {
+      check_parity(k, true);
+      check_parity(k, false);
+    }
+    // A fresh random shape every run.
+    auto draw = [](int64_t lo, int64_t hi) {
+      return lo + static_cast<int64_t>(test::rng().next_u64() % static_cast<uint64_t>(hi - lo + 1));
+    };
+    const int64_t groups = draw(1, 8);
+    Case r{draw(1, 3), groups * draw(1, 5), draw(1, 97), draw(1, 131), groups};
+    check_parity(r, true);
+
+    // Data starting 4 bytes into its buffer, HW a multiple of 4: the scalar paths of both plans.
+    for (const Case& k : {Case{2, 6, 4, 4, 3}, Case{1, 4, 100, 96, 1}}) {
+      INFO("misaligned ", case_str(k));
+      const int64_t count = k.n * k.c * k.h * k.w;
+      const Shape s{k.n, k.c, k.h, k.w};
+      Tensor flat = randn({count + 1}), dflat = randn({count + 1});
+      Tensor w = randn({k.c}), b = randn({k.c});
+      Grads cpu = run(flat.narrow(0, 1, count).view(s), k.groups, w, b, dflat.narrow(0, 1, count).view(s));
+      Tensor gx = flat.cuda().narrow(0, 1, count).view(s), gdy = dflat.cuda().narrow(0, 1, count).view(s);
+      gx.set_requires_grad(true);
+      Tensor gw = leaf(w.cuda()), gb = leaf(b.cuda());
+      ops::GroupNormOutput o = ops::group_norm_with_stats(gx, k.groups, gw, gb);
+      o.y.backward(gdy);
+      const double scale = term_scale(cpu, w);
+      CHECK_CLOSE(o.y, cpu.y, 4e-6 * scale, 1e-4);
+      CHECK_CLOSE(o.rstd, cpu.rstd, 0, 1e-5);
+      CHECK_CLOSE(gx.grad(), cpu.dx, 4e-6 * scale * std::max(1.0, max_abs(gdy)), 1e-4);
+      CHECK_CLOSE(gw.grad(), cpu.dw, 1e-3, 1e-4);
+      CHECK_CLOSE(gb.grad(), cpu.db, 1e-3, 1e-4);
+    }
+  }
+
+  TEST_CASE("cuda parity: group_norm at ESANet's shapes (batch 2)") {
+    MTL_REQUIRE_CUDA();
+    test::PoisonGuard poison;
+    const Case cases[] = {
+        {2, 64, 240, 320, 32}, {2, 64, 120, 160, 32}, {2, 128, 60, 80, 32}, {2, 256, 30, 40, 32}, {2, 512, 15, 20, 32},
+    };
+    for (const Case& k : cases) check_parity(k, true);
+  }
+
+  TEST_CASE("cuda: group_norm float32 statistics survive a large offset") {
+    MTL_REQUIRE_CUDA();
+    test::PoisonGuard poison;
+    for (const Case& k : {Case{2, 8, 16, 20, 4}, Case{2, 4, 120, 160, 2}}) {  // one block per group; split
+      INFO(case_str(k));
+      Tensor x = ops::add_scalar(randn({k.n, k.c, k.h, k.w}), 1e4);
+      Tensor w = ops::add_scalar(test::rand({k.c}, 0.0, 1.0), 0.5), b = randn({k.c});
+      Reference ref = reference_group_norm(x, k.groups, w, b, 1e-5);
+      ops::GroupNormOutput o = ops::group_norm_with_stats(x.cuda(), k.groups, w.cuda(), b.cuda());
+      CHECK_CLOSE(o.mean, ref.mean, 1e-3, 0);  // the float32 mean itself is rounded to ~5e-4 at 1e4
+      CHECK_CLOSE(o.rstd, ref.rstd, 0, 1e-4);
+      CHECK_CLOSE(o.y, ref.y, 4e-3, 1e-3);
+    }
+  }
+
+  TEST_CASE("cuda: group_norm errors") {
+    MTL_REQUIRE_CUDA();
+    Tensor x = zeros({2, 6, 4, 4}, Options(DType::f32, Device::cuda()));
+    CHECK_THROWS_WITH_AS(ops::group_norm(x, 3, zeros({6}), Tensor()),
+                         doctest::Contains("tensors on different devices: F32[2, 6, 4, 4] on cuda:0 and F32[6] on cpu"),
+                         Error);
+    CHECK_THROWS_WITH_AS(ops::group_norm(zeros({2, 6, 4, 4}, Options(DType::f64, Device::cuda())), 3, Tensor(), Tensor()),
+                         doctest::Contains("group_norm on CUDA supports F32 tensors"), Error);
+  }
+}
