@@ -73,6 +73,11 @@ int64_t Module::num_parameters() const {
   return n;
 }
 
+void Module::visit(const std::function<void(const std::string&, Module&)>& f, const std::string& prefix) {
+  f(prefix, *this);
+  for (auto& [n, c] : children_) c->visit(f, prefix.empty() ? n : prefix + "." + n);
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& [n, c] : children_) c->train(on);
@@ -87,6 +92,19 @@ void Module::to(Device device) {
     Tensor moved = t->detach().to(device);
     if (rg) moved.set_requires_grad(true);
     *t = moved;
+  }
+}
+
+void Module::to(DType dtype) {
+  std::vector<std::pair<std::string, Tensor*>> v;
+  collect("", true, true, v);
+  autograd::NoGradGuard ng;
+  for (auto& [n, t] : v) {
+    if (!is_floating(t->dtype()) || t->dtype() == dtype) continue;
+    bool rg = t->requires_grad();
+    Tensor c = ops::to(t->detach(), dtype);
+    if (rg) c.set_requires_grad(true);
+    *t = c;
   }
 }
 

@@ -4,6 +4,7 @@
 // implementation's checkpoints. Parameters and buffers are registered by pointer to the member
 // that holds them, so moving a module to a device or loading a state dict updates the tensors
 // the layer's forward uses.
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,11 +41,15 @@ class Module {
   std::vector<Tensor> parameters() const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
   int64_t num_parameters() const;
+  // Calls f(dotted name, module) for this module ("") and every descendant, parents first.
+  void visit(const std::function<void(const std::string&, Module&)>& f, const std::string& prefix = "");
 
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
   void to(Device device);
+  // Converts floating parameters and buffers (float64 for gradient checks of whole blocks).
+  void to(DType dtype);
   void zero_grad();
 
   // Parameters and buffers by dotted name (CPU copies are not made: tensors as they are).

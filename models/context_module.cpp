@@ -1,0 +1,65 @@
+#include "models/context_module.h"
+
+#include "ops/ops.h"
+
+namespace mtl::models {
+
+namespace {
+// Adaptive average pooling as a module, so the PPM branch is Sequential(pool, conv) and its
+// parameters sit under "features.i.1" as in the reference.
+class AdaptivePool : public nn::Module {
+ public:
+  explicit AdaptivePool(int64_t bin) : bin_(bin) {}
+  Tensor forward(const Tensor& x) override { return ops::adaptive_avg_pool2d(x, bin_, bin_); }
+
+ private:
+  int64_t bin_;
+};
+}  // namespace
+
+ContextModule::ContextModule(const ModelConfig& cfg, int64_t in, int64_t out, Generator& gen)
+    : adaptive_(cfg.context == "appm"),
+      bins_{1, 5},
+      train_h_(cfg.input_height / 32),
+      train_w_(cfg.input_width / 32),
+      // Learned upsampling needs a factor of 2, which the branches do not have: nearest instead.
+      bilinear_(cfg.upsampling == "bilinear") {
+  const nn::NormKind norm = nn::parse_norm(cfg.norm);
+  const int64_t reduction = std::max<int64_t>(1, in / static_cast<int64_t>(bins_.size()));
+  for (size_t i = 0; i < bins_.size(); ++i) {
+    auto conv = std::make_shared<ConvBNAct>(in, reduction, 1, norm, gen);
+    nn::ModulePtr branch = conv;
+    if (!adaptive_)
+      branch = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{std::make_shared<AdaptivePool>(bins_[i]), conv});
+    features.push_back(branch);
+  }
+  struct List : nn::Module {
+    explicit List(const std::vector<nn::ModulePtr>& ms) {
+      for (size_t i = 0; i < ms.size(); ++i) add_child(std::to_string(i), ms[i]);
+    }
+  };
+  register_module("features", std::make_shared<List>(features));
+  final_conv = register_module("final_conv",
+                               std::make_shared<ConvBNAct>(in + reduction * static_cast<int64_t>(bins_.size()), out, 1, norm, gen));
+}
+
+Tensor ContextModule::forward(const Tensor& x) {
+  const int64_t h = x.size(2), w = x.size(3);
+  std::vector<Tensor> outs = {x};
+  for (size_t i = 0; i < features.size(); ++i) {
+    Tensor y;
+    if (adaptive_) {
+      // int(h / h_train + 0.5) as in the reference: bins scale with the input.
+      const int64_t mh = static_cast<int64_t>(static_cast<double>(h) / static_cast<double>(train_h_) + 0.5);
+      const int64_t mw = static_cast<int64_t>(static_cast<double>(w) / static_cast<double>(train_w_) + 0.5);
+      y = features[i]->forward(ops::adaptive_avg_pool2d(x, bins_[i] * std::max<int64_t>(mh, 1),
+                                                        bins_[i] * std::max<int64_t>(mw, 1)));
+    } else {
+      y = features[i]->forward(x);
+    }
+    outs.push_back(bilinear_ ? ops::interpolate_bilinear(y, h, w) : ops::interpolate_nearest(y, h, w));
+  }
+  return final_conv->forward(ops::cat(outs, 1));
+}
+
+}  // namespace mtl::models

@@ -1,0 +1,76 @@
+#include "models/esanet.h"
+
+#include "core/generator.h"
+#include "ops/ops.h"
+
+namespace mtl::models {
+
+ESANet::ESANet(const ModelConfig& cfg) : cfg_(cfg) {
+  cfg.validate();
+  Generator gen(cfg.seed);
+  const nn::NormKind norm = nn::parse_norm(cfg.norm);
+  encoder_rgb = register_module("encoder_rgb", std::make_shared<ResNetEncoder>(cfg, 3, gen));
+  encoder_depth = register_module("encoder_depth", std::make_shared<ResNetEncoder>(cfg, 1, gen));
+  for (int i = 0; i < 5; ++i)
+    se_layer[i] = register_module("se_layer" + std::to_string(i), std::make_shared<SEFusion>(encoder_rgb->channels(i), gen));
+  // Skip projections: fused encoder stage i -> decoder width at that resolution (ConvBNAct 1x1).
+  const int64_t dec[4] = {0, cfg.ch(128), cfg.ch(256), cfg.ch(512)};
+  for (int i = 1; i <= 3; ++i) {
+    skip_layer[i] = register_module("skip_layer" + std::to_string(i), std::make_shared<nn::Sequential>());
+    if (encoder_rgb->channels(i) != dec[i])
+      skip_layer[i]->push_back(std::make_shared<ConvBNAct>(encoder_rgb->channels(i), dec[i], 1, norm, gen));
+  }
+  int64_t dec_in = encoder_rgb->channels(4);
+  if (cfg.context != "none") {
+    context_module = register_module("context_module", std::make_shared<ContextModule>(cfg, dec_in, cfg.ch(512), gen));
+    dec_in = cfg.ch(512);
+  }
+  if (cfg.semantic) decoder = register_module("decoder", std::make_shared<Decoder>(cfg, dec_in, cfg.num_classes, true, gen));
+  if (cfg.depth) {
+    if (cfg.depth_head == "light")
+      depth_head = register_module("depth_head", std::make_shared<LightDepthHead>(cfg, cfg.ch(128), gen));
+    else
+      depth_decoder = register_module("depth_decoder", std::make_shared<Decoder>(cfg, dec_in, 1, false, gen));
+  }
+}
+
+ESANetOutput ESANet::forward(const Tensor& rgb, const Tensor& depth) {
+  MTL_CHECK(rgb.dim() == 4 && rgb.size(1) == 3, "ESANet: rgb input ", rgb.describe(), " is not [N, 3, H, W]");
+  MTL_CHECK(depth.dim() == 4 && depth.size(1) == 1, "ESANet: depth input ", depth.describe(), " is not [N, 1, H, W]");
+  MTL_CHECK(rgb.size(0) == depth.size(0) && rgb.size(2) == depth.size(2) && rgb.size(3) == depth.size(3),
+            "ESANet: rgb ", rgb.describe(), " and depth ", depth.describe(), " differ in batch or size");
+  MTL_CHECK(rgb.size(2) % 32 == 0 && rgb.size(3) % 32 == 0, "ESANet: input ", rgb.size(3), "x", rgb.size(2),
+            " is not a multiple of 32 in both dimensions");
+  Tensor r = encoder_rgb->forward_first_conv(rgb);
+  Tensor d = encoder_depth->forward_first_conv(depth);
+  Tensor fuse = se_layer[0]->forward(r, d);
+  r = ops::max_pool2d(fuse, {3, 3}, {2, 2}, {1, 1});
+  d = ops::max_pool2d(d, {3, 3}, {2, 2}, {1, 1});
+  Tensor skips[4];
+  for (int i = 1; i <= 4; ++i) {
+    r = encoder_rgb->forward_layer(i, i == 1 ? r : fuse);
+    d = encoder_depth->forward_layer(i, d);
+    fuse = se_layer[i]->forward(r, d);
+    if (i <= 3) skips[i] = skip_layer[i]->forward(fuse);
+  }
+  Tensor ctx = context_module ? context_module->forward(fuse) : fuse;
+  const std::vector<Tensor> dec_skips = {skips[3], skips[2], skips[1]};
+  ESANetOutput out;
+  DecoderOutput sem;
+  if (decoder) {
+    sem = decoder->forward(ctx, dec_skips, is_training());
+    out.semantic = sem.out;
+    out.side = sem.side;
+  }
+  if (depth_decoder) out.depth = ops::sigmoid(depth_decoder->forward(ctx, dec_skips, false).out);
+  if (depth_head) out.depth = ops::sigmoid(depth_head->forward(sem.features));
+  return out;
+}
+
+std::vector<std::pair<std::string, int64_t>> ESANet::summary() const {
+  std::vector<std::pair<std::string, int64_t>> s;
+  for (auto& [name, m] : children()) s.emplace_back(name, m->num_parameters());
+  return s;
+}
+
+}  // namespace mtl::models
