@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <omp.h>
 
+#include "apps/app_env.h"
+
 #include <cstdio>
 #include <exception>
 
@@ -11,6 +13,7 @@
 #include "train/datagen.h"
 
 int main(int argc, char** argv) {
+  mtl::apps::use_passive_openmp(argv);
   using namespace mtl::train;
   CLI::App app{
       "Renders procedural RGB-D greenhouse scenes (classes background, chamoe, heatpipe, path, pillar,\n"

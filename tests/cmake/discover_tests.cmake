@@ -35,6 +35,8 @@ foreach(kind cpu cuda)
     endif()
     string(APPEND script "set_tests_properties([==[${test}]==] PROPERTIES ${labels} "
                          "SKIP_REGULAR_EXPRESSION [==[\\[mtl-skipped\\]]==] TIMEOUT 900 "
+                         # OpenMP threads must not spin while ctest runs tests side by side.
+                         "ENVIRONMENT OMP_WAIT_POLICY=PASSIVE "
                          "WORKING_DIRECTORY [==[${WORKDIR}]==])\n")
   endforeach()
 endforeach()

@@ -1,0 +1,308 @@
+// The trainer end to end on a tiny synthetic data set: the loss falls and the run folder holds
+// what it promises; checkpoints round-trip; a run interrupted and resumed on the CPU produces the
+// same losses, bit for bit, as one that never stopped; the NaN guard; SIGTERM handling; the
+// model summary; mtl_train's exit codes.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/error.h"
+#include "core/generator.h"
+#include "models/esanet.h"
+#include "train/adamw.h"
+#include "train/balancer.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/datagen.h"
+#include "train/trainer.h"
+#include "tests/support/random.h"
+
+using namespace mtl;
+using namespace mtl::train;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& what) {
+  fs::path d = fs::temp_directory_path() / ("mtl_trainer_" + what + "_" + std::to_string(test::fresh_seed()));
+  fs::create_directories(d);
+  return d;
+}
+
+// One small data set for the whole file: 24 training and 8 validation frames of 64x64.
+const std::string& tiny_data() {
+  static std::string root = [] {
+    fs::path d = temp_dir("data") / "greenhouse";
+    DatagenOptions o;
+    o.out = d.string();
+    o.train = 24, o.val = 8, o.test = 4;
+    o.size = {64, 64};
+    o.seed = 5;
+    generate_dataset(o);
+    return d.string();
+  }();
+  return root;
+}
+
+Config tiny_config() {
+  Config c;
+  c.data.root = tiny_data();
+  c.model.encoder = Encoder::resnet18;
+  c.model.block = Block::basic;
+  c.model.width = 0.0625;
+  c.model.depth_head = DepthHead::light;
+  c.train.epochs = 3;
+  c.train.batch_size = 4;
+  c.train.input_size = {64, 64};
+  c.eval.batch_size = 8;
+  c.optim.lr = 3e-3;
+  c.schedule.warmup_epochs = 0;
+  c.log.every = 1;
+  c.log.visuals = 2;
+  c.runtime.device = DeviceChoice::cpu;
+  c.runtime.threads = 1;
+  c.runtime.workers = 1;
+  c.runtime.seed = 3;
+  return c;
+}
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(p);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+std::vector<double> train_losses(const fs::path& run) {
+  std::vector<double> l;
+  for (auto& r : read_jsonl(run / "metrics.jsonl"))
+    if (r["type"] == "train") l.push_back(r["loss"].get<double>());
+  return l;
+}
+
+TrainOptions quiet_opts(const fs::path& out) {
+  TrainOptions o;
+  o.output_dir = out.string();
+  o.quiet = true;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("a tiny run trains and leaves a complete run folder") {
+  fs::path run = temp_dir("run") / "r";
+  Config c = tiny_config();
+  c.train.epochs = 6;
+  c.optim.lr = 5e-3;
+  TrainSummary s = run_training(c, quiet_opts(run));
+  CHECK(s.steps == 6 * 6);
+  CHECK_FALSE(s.interrupted);
+  CHECK(train_losses(run).size() == 36);
+  // It learns: the validation loss falls and the mIoU rises (the run is deterministic, so these
+  // margins are not luck).
+  std::vector<double> val_loss, miou;
+  for (auto& r : read_jsonl(run / "metrics.jsonl"))
+    if (r["type"] == "eval") val_loss.push_back(r["loss"].get<double>()), miou.push_back(r["miou"].get<double>());
+  REQUIRE(val_loss.size() == 6);
+  CHECK(val_loss.back() < 0.9 * val_loss.front());
+  CHECK(miou.back() > miou.front());
+  // The run folder.
+  for (const char* f : {"config.yaml", "metrics.jsonl", "checkpoints/last.safetensors", "checkpoints/best.safetensors",
+                        "visuals/epoch006_0.png", "visuals/epoch006_1.png"})
+    CHECK_MESSAGE(fs::exists(run / f), f);
+  CHECK(load_config((run / "config.yaml").string()) == c);
+  bool events = false;
+  for (auto& e : fs::directory_iterator(run))
+    if (e.path().filename().string().rfind("events.out.tfevents.", 0) == 0) {
+      events = true;
+      std::ifstream in(e.path(), std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), {});
+      CHECK(bytes.find("train/loss") != std::string::npos);
+      CHECK(bytes.find("eval/miou") != std::string::npos);
+      CHECK(bytes.find("\x89PNG") != std::string::npos);  // the visual panels
+    }
+  CHECK(events);
+  // Evaluation records with per-class IoU by name.
+  int evals = 0;
+  for (auto& r : read_jsonl(run / "metrics.jsonl"))
+    if (r["type"] == "eval") {
+      ++evals;
+      CHECK(r["per_class_iou"].contains("topdownfarm"));
+      CHECK(r["miou"].get<double>() >= 0);
+      CHECK(r.contains("depth_delta1"));
+    }
+  CHECK(evals == 6);
+  // The best checkpoint holds weights that load strictly into the configured model.
+  Checkpoint best = load_checkpoint((run / "checkpoints/best.safetensors").string());
+  CHECK(best.optimizer.empty());
+  CHECK_FALSE(best.state.has_value());
+  fs::remove_all(run.parent_path());
+}
+
+TEST_CASE("checkpoints round-trip the model the optimizer the balancer and the loop state") {
+  fs::path d = temp_dir("ckpt");
+  models::ModelConfig mc;
+  mc.encoder = "resnet18", mc.width = 0.0625, mc.input_height = 64, mc.input_width = 64;
+  models::ESANet model(mc);
+  UncertaintyBalancer bal({"semantic", "depth"});
+  auto named = model.named_parameters();
+  for (auto& [n, t] : bal.named_parameters()) named.emplace_back("balancer." + n, t);
+  AdamW opt(make_param_groups(named, 0.01));
+  for (auto& [n, t] : named) t.set_grad(test::randn(t.shape()));
+  opt.step(1e-3);
+  TrainState st;
+  st.epoch = 2, st.batch = 3, st.step = 17, st.batches_seen = 40, st.skipped_steps = 1;
+  st.best = 0.123456789012345678, st.best_epoch = 2, st.bad_evals = 1;
+  st.epoch_loss_sum = {{"semantic", 1.0 / 3.0}, {"depth", 2.5}};
+  st.epoch_batches = 3;
+  std::string path = (d / "last.safetensors").string();
+  save_checkpoint(path, model, &opt, &bal, &st, {{"note", "x"}});
+  Checkpoint c = load_checkpoint(path);
+  REQUIRE(c.state.has_value());
+  CHECK(state_to_json(*c.state) == state_to_json(st));
+  CHECK(*c.state->best == *st.best);
+  CHECK(c.metadata.at("note") == "x");
+  auto sd = model.state_dict();
+  REQUIRE(c.model.size() == sd.size());
+  for (auto& [k, v] : sd) CHECK(c.model.at(k).to_f64_vector() == v.to_f64_vector());
+  auto os = opt.state_dict();
+  REQUIRE(c.optimizer.size() == os.size());
+  for (auto& [k, v] : os) CHECK(c.optimizer.at(k).to_f64_vector() == v.to_f64_vector());
+  CHECK(c.balancer.size() == bal.state_dict().size());
+  CHECK_THROWS_WITH_AS(load_checkpoint((d / "none.safetensors").string()), doctest::Contains("cannot open"), Error);
+  fs::remove_all(d);
+}
+
+TEST_CASE("an interrupted and resumed run reproduces the uninterrupted losses bit for bit") {
+  fs::path root = temp_dir("resume");
+  Config c = tiny_config();
+  c.loss.balance = Balance::dwa;  // the balancer's epoch state must survive the interruption too
+  run_training(c, quiet_opts(root / "straight"));
+  std::vector<double> straight = train_losses(root / "straight");
+  REQUIRE(straight.size() == 18);
+
+  TrainOptions first = quiet_opts(root / "interrupted");
+  first.stop_after_steps = 8;  // mid-way through the second epoch
+  TrainSummary s1 = run_training(c, first);
+  CHECK(s1.interrupted);
+  CHECK(s1.steps == 8);
+  TrainOptions again;
+  again.resume_dir = (root / "interrupted").string();
+  again.quiet = true;
+  TrainSummary s2 = run_training(c, again);
+  CHECK_FALSE(s2.interrupted);
+  CHECK(s2.steps == 18);
+  std::vector<double> resumed = train_losses(root / "interrupted");
+  REQUIRE(resumed.size() == straight.size());
+  for (size_t i = 0; i < straight.size(); ++i) {
+    INFO("step " << i + 1);
+    CHECK(resumed[i] == straight[i]);  // exact
+  }
+  // A finished run resumed again does nothing.
+  TrainSummary s3 = run_training(c, again);
+  CHECK(s3.steps == 18);
+  CHECK(train_losses(root / "interrupted").size() == 18);
+  fs::remove_all(root);
+}
+
+TEST_CASE("a run folder that already holds a run is not overwritten") {
+  fs::path root = temp_dir("exists");
+  Config c = tiny_config();
+  c.train.epochs = 1;
+  run_training(c, quiet_opts(root / "r"));
+  CHECK_THROWS_WITH_AS(run_training(c, quiet_opts(root / "r")), doctest::Contains("--resume"), Error);
+  fs::remove_all(root);
+}
+
+TEST_CASE("the NaN guard names the step and the losses or skips the steps") {
+  fs::path root = temp_dir("nan");
+  Config c = tiny_config();
+  c.train.epochs = 1;
+  c.optim.lr = 1e30;  // the first update destroys the weights: every later loss is non-finite
+  c.train.skip_nonfinite = false;
+  CHECK_THROWS_WITH_AS(run_training(c, quiet_opts(root / "fail")), doctest::Contains("non-finite loss at epoch 1 step 2"), Error);
+  try {
+    run_training(c, quiet_opts(root / "fail2"));
+  } catch (const Error& e) {
+    std::string m = e.what();
+    CHECK(m.find("semantic = ") != std::string::npos);
+    CHECK(m.find("depth = ") != std::string::npos);
+  }
+  c.train.skip_nonfinite = true;
+  TrainSummary s = run_training(c, quiet_opts(root / "skip"));
+  CHECK(s.steps == 1);  // one update, then five skipped batches
+  std::string last = read_jsonl(root / "skip" / "metrics.jsonl").back().dump();
+  CHECK(last.find("\"type\":\"eval\"") != std::string::npos);
+  fs::remove_all(root);
+}
+
+TEST_CASE("SIGTERM finishes the step and saves a checkpoint that resumes") {
+  fs::path root = temp_dir("sigterm");
+  Config c = tiny_config();
+  c.train.epochs = 50;
+  std::thread killer([&] {
+    // Wait for the first logged step, then send the signal to the process.
+    for (int i = 0; i < 6000 && !(fs::exists(root / "r" / "metrics.jsonl") && fs::file_size(root / "r" / "metrics.jsonl") > 0); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::raise(SIGTERM);
+  });
+  TrainSummary s = run_training(c, quiet_opts(root / "r"));
+  killer.join();
+  CHECK(s.interrupted);
+  CHECK(s.steps < 50 * 6);
+  Checkpoint ck = load_checkpoint((root / "r" / "checkpoints" / "last.safetensors").string());
+  REQUIRE(ck.state.has_value());
+  CHECK(ck.state->step == s.steps);
+  fs::remove_all(root);
+}
+
+TEST_CASE("the model summary lists top-level modules and the total") {
+  Config c = tiny_config();
+  std::string s = model_summary(c);
+  CHECK(s.find("encoder_rgb: ") != std::string::npos);
+  CHECK(s.find("depth_head: ") != std::string::npos);
+  models::ModelConfig mc;
+  mc.encoder = "resnet18", mc.block = "basic", mc.width = 0.0625, mc.depth_head = "light";
+  mc.input_height = mc.input_width = 64;
+  models::ESANet m(mc);
+  std::string last = s.substr(s.rfind("total parameters: "));
+  CHECK(last == "total parameters: " + std::to_string(m.num_parameters()) + "\n");
+}
+
+TEST_CASE("mtl_train exit codes and one-line errors") {
+  fs::path d = temp_dir("cli");
+  auto run = [&](const std::string& args) {
+    std::string cmd = std::string(MTL_TRAIN_EXE) + " " + args + " > " + (d / "out.txt").string() + " 2> " + (d / "err.txt").string();
+    int rc = std::system(cmd.c_str());
+    std::ifstream e(d / "err.txt");
+    std::string err((std::istreambuf_iterator<char>(e)), {});
+    return std::make_pair(WEXITSTATUS(rc), err);
+  };
+  auto [rc1, err1] = run((d / "missing.yaml").string());
+  CHECK(rc1 == 2);
+  CHECK(err1.find("mtl_train: error: ") == 0);
+  CHECK(err1.find("missing.yaml") != std::string::npos);
+  std::ofstream(d / "bad.yaml") << "optim:\n  lr: fast\n";
+  auto [rc2, err2] = run((d / "bad.yaml").string());
+  CHECK(rc2 == 2);
+  CHECK(err2.find("optim.lr") != std::string::npos);
+  auto [rc3, err3] = run("--create-default-config " + (d / "default.yaml").string());
+  CHECK(rc3 == 0);
+  CHECK(load_config((d / "default.yaml").string()) == Config{});
+  auto [rc4, err4] = run((d / "default.yaml").string() + " --set data.root=" + (d / "nowhere").string());
+  CHECK(rc4 == 1);
+  CHECK(err4.find("nowhere") != std::string::npos);
+  auto [rc5, err5] = run((d / "default.yaml").string() + " --summary");
+  CHECK(rc5 == 0);
+  std::ifstream o(d / "out.txt");
+  std::string out((std::istreambuf_iterator<char>(o)), {});
+  CHECK(out.find("total parameters: ") != std::string::npos);
+  fs::remove_all(d);
+}

@@ -1,0 +1,50 @@
+#pragma once
+// Checkpoints: one safetensors file holding the model's state dict under its own names (so
+// PyTorch or mtl_eval read it directly as weights), and, in `last.safetensors`, everything else a
+// run needs to continue: the optimiser's moments ("__optimizer__/..."), the balancer's state
+// ("__balancer__/...") and the loop state as JSON in the metadata. Written atomically.
+#include <map>
+#include <optional>
+#include <string>
+
+#include "core/tensor.h"
+#include "nn/module.h"
+
+namespace mtl::train {
+
+class AdamW;
+
+// Where the loop stands; enough to continue bit for bit.
+struct TrainState {
+  int64_t epoch = 0;          // the current epoch, 0-based
+  int64_t batch = 0;          // the next batch of that epoch
+  int64_t step = 0;           // optimiser steps taken
+  int64_t batches_seen = 0;   // batches consumed (for gradient accumulation)
+  int64_t skipped_steps = 0;  // non-finite steps skipped
+  std::optional<double> best; // the best value of the monitor so far
+  int64_t best_epoch = -1;
+  int bad_evals = 0;          // validations without improvement (early stopping)
+  // Task-loss sums over the current epoch (DWA and epoch summaries) and how many batches.
+  std::map<std::string, double> epoch_loss_sum;
+  int64_t epoch_batches = 0;
+  bool finished = false;      // the run ended (all epochs, or early stopping)
+};
+
+std::string state_to_json(const TrainState& s);
+TrainState state_from_json(const std::string& json, const std::string& source);
+
+struct Checkpoint {
+  std::map<std::string, Tensor> model;      // the model's state dict
+  std::map<std::string, Tensor> optimizer;  // empty in weights-only files
+  std::map<std::string, Tensor> balancer;
+  std::optional<TrainState> state;
+  std::map<std::string, std::string> metadata;
+};
+
+void save_checkpoint(const std::string& path, const nn::Module& model, const AdamW* optimizer,
+                     const nn::Module* balancer, const TrainState* state,
+                     std::map<std::string, std::string> metadata = {});
+// Throws mtl::Error naming the file when it is missing, unreadable or not a checkpoint.
+Checkpoint load_checkpoint(const std::string& path);
+
+}  // namespace mtl::train
