@@ -1,0 +1,81 @@
+// mtl_eval: evaluates a trained run's checkpoint(s) on the val or test split: segmentation metrics
+// at each label's original resolution, depth metrics in metres, forward speed (docs/evaluation.md).
+// Exit status: 0 success, 2 usage errors (bad options, no such run folder or configuration),
+// 1 anything else. Errors are one line: "mtl_eval: error: <message>".
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <iostream>
+
+#include "apps/app_env.h"
+#include "core/error.h"
+#include "train/eval_tool.h"
+#include "train/inference.h"
+#include "train/run_log.h"
+
+using namespace mtl;
+
+int main(int argc, char** argv) {
+  apps::use_passive_openmp(argv);
+  CLI::App app{"mtl_eval: evaluate a trained multi-task ESANet run"};
+  train::EvalToolOptions opts;
+  std::string tta = "none", mode = "whole", device;
+  int batch = 0, speed_runs = 3;
+  app.add_option("run_dir", opts.run_dir, "the run folder made by mtl_train")->required();
+  app.add_option("--checkpoint", opts.checkpoints,
+                 "checkpoint file (as given, or in RUN_DIR/checkpoints/); repeat for an ensemble "
+                 "(default: best, else last)");
+  app.add_option("--split", opts.split, "val or test (default val)");
+  app.add_option("--data", opts.data_root, "data root replacing the run's data.root");
+  app.add_option("--tta", tta, "none or flip (average with the mirrored image)");
+  app.add_option("--mode", mode, "whole (resize to the network input) or slide (windows of it)");
+  app.add_option("--visuals", opts.visuals, "write panels of the first N images");
+  app.add_option("--json", opts.json_path, "write the metrics as JSON to FILE");
+  app.add_option("--device", device, "cpu or cuda (default: the run's runtime.device)");
+  auto* batch_opt =
+      app.add_option("--batch", batch, "images per forward pass and the throughput batch (default eval.batch_size)");
+  app.add_option("--speed-runs", speed_runs, "timed forward passes per batch size, at least (default 3)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  try {
+    auto t = train::parse_enum<train::Tta>(tta);
+    MTL_CHECK(t.has_value(), "--tta must be ", train::enum_choices<train::Tta>(), ", got '", tta, "'");
+    auto m = train::parse_enum<train::InferMode>(mode);
+    MTL_CHECK(m.has_value(), "--mode must be ", train::enum_choices<train::InferMode>(), ", got '", mode, "'");
+    MTL_CHECK(opts.split == "val" || opts.split == "test", "--split must be val or test, got '", opts.split, "'");
+    MTL_CHECK(opts.visuals >= 0, "--visuals must be 0 or more, got ", opts.visuals);
+    MTL_CHECK(batch_opt->count() == 0 || batch >= 1, "--batch must be at least 1, got ", batch);
+    MTL_CHECK(speed_runs >= 1, "--speed-runs must be at least 1, got ", speed_runs);
+    opts.inference.tta = *t;
+    opts.inference.mode = *m;
+    opts.inference.batch = batch;
+    opts.speed.min_runs = speed_runs;
+    opts.speed.max_runs = std::max(opts.speed.max_runs, speed_runs);
+    if (!device.empty()) opts.device = parse_device(device);
+    train::load_run_config(opts.run_dir);  // a missing run or a bad configuration is a usage error
+  } catch (const std::exception& e) {
+    std::cerr << "mtl_eval: error: " << e.what() << "\n";
+    return 2;
+  }
+
+  try {
+    const bool tty = train::stdout_is_tty();
+    if (tty)
+      opts.progress = [](int64_t done, int64_t total) {
+        std::cout << "\r" << train::progress_bar(done, total) << " " << done << "/" << total << std::flush;
+      };
+    train::EvalReport r = train::run_evaluation(opts);
+    if (tty) std::cout << "\r\33[2K" << std::flush;
+    for (const std::string& n : r.notes) std::cerr << "mtl_eval: note: " << n << "\n";
+    std::cout << train::format_eval_report(r);
+    if (!opts.json_path.empty()) std::cout << "wrote " << opts.json_path << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "mtl_eval: error: " << e.what() << "\n";
+    return 1;
+  }
+}
