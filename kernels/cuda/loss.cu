@@ -89,8 +89,8 @@ __global__ void ce_finalize_kernel(float* loss, float* per_sample, double* stats
       num += partial[2 * (s * chunks + j)];
       den += partial[2 * (s * chunks + j) + 1];
     }
-    num = block_sum_f64<kThreads>(num);
-    den = block_sum_f64<kThreads>(den);
+    num = block_sum<kThreads, double>(num);
+    den = block_sum<kThreads, double>(den);
     if (threadIdx.x == 0) {
       stats[2 * s] = num;
       stats[2 * s + 1] = den;
@@ -186,7 +186,7 @@ __global__ void depth_finalize_kernel(float* loss, float* per_sample, double* st
     for (int r = 0; r < 3; ++r) {
       double acc = 0;
       for (int64_t j = threadIdx.x; j < chunks; j += kThreads) acc += partial[3 * (s * chunks + j) + r];
-      row[r] = block_sum_f64<kThreads>(acc);
+      row[r] = block_sum<kThreads, double>(acc);
     }
     if (threadIdx.x == 0) {
       const double sw = sample_w ? sample_w[s] : 1.0;

@@ -1,36 +1,16 @@
 #pragma once
-// Helpers shared by the loss and metric kernels: double-precision block sums for the fixed-order
-// final reductions, the bad-label slot, vector loads over pixels, and launcher scratch memory.
+// Helpers shared by the loss and metric kernels (block sums are in reduce.cuh): the bad-label
+// slot, vector loads over pixels, and launcher scratch memory.
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <cstdint>
 
 #include "core/allocator.h"
+#include "kernels/cuda/reduce.cuh"
 #include "kernels/labels.h"
 
 namespace mtl::kernels::cuda {
-
-__device__ __forceinline__ double warp_sum_f64(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// Deterministic block-wide sum in double; every thread must call it; the result is valid in
-// thread 0.
-template <int Threads>
-__device__ __forceinline__ double block_sum_f64(double v) {
-  static_assert(Threads % 32 == 0 && Threads <= 1024, "block size");
-  __shared__ double partial[Threads / 32];
-  v = warp_sum_f64(v);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();  // the buffer may still be read by a previous call
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  v = threadIdx.x < Threads / 32 ? partial[threadIdx.x] : 0.0;
-  if (warp == 0) v = warp_sum_f64(v);
-  return v;
-}
 
 // Keeps the smallest offending flat pixel index, so the label reported does not depend on thread
 // scheduling. The slot starts as kNoBadLabel (all ones), larger than any index when unsigned.

@@ -182,14 +182,14 @@ __global__ void depth_metrics_finalize(double* sums, int64_t* counts, const floa
   for (int r = 0; r < kNumDepthSums; ++r) {
     double acc = 0;
     for (int64_t j = threadIdx.x; j < blocks; j += kThreads) acc += psum[j * kNumDepthSums + r];
-    acc = block_sum_f64<kThreads>(acc);
+    acc = block_sum<kThreads, double>(acc);
     if (threadIdx.x == 0) sums[r] += acc;
   }
   for (int r = 0; r < kNumDepthCounts; ++r) {
     // Integer sums: exact in double up to 2^53 pixels per call.
     double acc = 0;
     for (int64_t j = threadIdx.x; j < blocks; j += kThreads) acc += pcount[j * kNumDepthCounts + r];
-    acc = block_sum_f64<kThreads>(acc);
+    acc = block_sum<kThreads, double>(acc);
     if (threadIdx.x == 0) counts[r] += static_cast<int64_t>(acc);
   }
 }

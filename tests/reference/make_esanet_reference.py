@@ -83,7 +83,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, ch(64), 7, stride=2, padding=3, bias=False)
         self.bn1 = make_norm(norm, ch(64))
-        blocks = [2, 2, 2, 2]
+        blocks = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3]}[CFG["encoder"]]
         c = ch(64)
         for i in range(4):
             planes = ch(64 << i)

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""The PyTorch peer of bench/bench_train_step.cpp: the same multi-task ESANet (the model code of
+tests/reference/make_esanet_reference.py, which the C++ model matches to 1e-9 in float64) and the
+same training step (forward, cross-entropy at four scales, SILog, uncertainty weighting, backward,
+AdamW), timed with CUDA events after warm-up, in PyTorch's usual configurations:
+  fp32 (TF32 on), bf16 autocast + channels_last, and bf16 + channels_last + torch.compile.
+Also inference latency at batch 1 and throughput at batch 8. Prints one table.
+    python3 bench/reference/esanet_torch.py [--iters 20] [--no-compile]
+"""
+import argparse
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "reference"))
+import make_esanet_reference as ref  # noqa: E402
+
+ref.CFG.update(encoder="resnet34", width=1.0, num_classes=7, height=480, width_px=640)
+
+
+def step_fn(model, log_vars, opt, batch, amp):
+    rgb, depth, labels, sides, target = batch
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        sem, side_out, dep = model(rgb, depth)
+    sem_loss = F.cross_entropy(sem.float(), labels)
+    for s, lab in zip(side_out, sides):
+        sem_loss = sem_loss + F.cross_entropy(s.float(), lab)
+    d = torch.log(dep.float().clamp_min(1e-6)) - torch.log(target)
+    silog = (d ** 2).mean() - 0.85 * d.mean() ** 2
+    losses = torch.stack([sem_loss, silog])
+    total = (0.5 * torch.exp(-log_vars) * losses + 0.5 * log_vars).sum()
+    total.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return total
+
+
+def timed(fn, iters):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn()
+    stop.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(stop) / iters
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--no-compile", action="store_true")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("esanet_torch.py: no CUDA device; nothing to time")
+        return
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+    dev = "cuda"
+    n, h, w = 8, 480, 640
+    g = torch.Generator(device=dev).manual_seed(1)
+    rgb = torch.randn(n, 3, h, w, device=dev, generator=g)
+    depth = torch.randn(n, 1, h, w, device=dev, generator=g)
+    labels = torch.randint(0, 7, (n, h, w), device=dev, generator=g)
+    sides = [torch.randint(0, 7, (n, h // f, w // f), device=dev, generator=g) for f in (8, 16, 32)]
+    target = torch.rand(n, 1, h, w, device=dev, generator=g) * 0.95 + 0.05
+    rows = []
+    configs = [("fp32 (TF32)", False, False, False), ("bf16 autocast + channels_last", True, True, False)]
+    if not args.no_compile:
+        configs.append(("bf16 + channels_last + torch.compile", True, True, True))
+    for name, amp, cl, comp in configs:
+        model = ref.ESANet("batchnorm").to(dev)
+        log_vars = torch.zeros(2, device=dev, requires_grad=True)
+        mf = torch.channels_last if cl else torch.contiguous_format
+        model = model.to(memory_format=mf)
+        batch = (rgb.to(memory_format=mf), depth.to(memory_format=mf), labels, sides, target)
+        opt = torch.optim.AdamW(list(model.parameters()) + [log_vars], lr=1e-4, weight_decay=0.01, fused=True)
+        m = torch.compile(model) if comp else model
+        model.train()
+        torch.cuda.reset_peak_memory_stats()
+        ms = timed(lambda: step_fn(m, log_vars, opt, batch, amp), args.iters)
+        peak = torch.cuda.max_memory_allocated() / 2 ** 20
+        model.eval()
+        with torch.no_grad():
+            infer = {}
+            for b in (1, 8):
+                x, d = rgb[:b].contiguous(memory_format=mf), depth[:b].contiguous(memory_format=mf)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                    infer[b] = timed(lambda: m(x, d), args.iters)
+        rows.append((name, n * 1000 / ms, ms, peak, infer[1], 8 * 1000 / infer[8]))
+    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
+    print(f"{'configuration':40s} {'train img/s':>12s} {'step ms':>9s} {'peak MiB':>9s} {'b1 latency ms':>14s} {'b8 infer img/s':>15s}")
+    for r in rows:
+        print(f"{r[0]:40s} {r[1]:12.1f} {r[2]:9.1f} {r[3]:9.0f} {r[4]:14.2f} {r[5]:15.1f}")
+
+
+if __name__ == "__main__":
+    main()
