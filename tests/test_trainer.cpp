@@ -212,6 +212,20 @@ TEST_CASE("an interrupted and resumed run reproduces the uninterrupted losses bi
   fs::remove_all(root);
 }
 
+TEST_CASE("validation every N steps besides the epoch ends") {
+  fs::path root = temp_dir("valsteps");
+  Config c = tiny_config();
+  c.train.epochs = 2;
+  c.train.val_every_steps = 4;  // steps 4 and 8 fall inside epochs; 6 and 12 end them
+  run_training(c, quiet_opts(root / "r"));
+  std::vector<int64_t> steps;
+  for (auto& r : read_jsonl(root / "r" / "metrics.jsonl"))
+    if (r["type"] == "eval") steps.push_back(r["step"].get<int64_t>());
+  CHECK(steps == std::vector<int64_t>{4, 6, 8, 12});
+  CHECK(fs::exists(root / "r" / "visuals" / "step0000004_0.png"));
+  fs::remove_all(root);
+}
+
 TEST_CASE("a run folder that already holds a run is not overwritten") {
   fs::path root = temp_dir("exists");
   Config c = tiny_config();

@@ -420,6 +420,8 @@ const std::vector<Field>& fields() {
     f.push_back({"train.input_size", "Network input WIDTHxHEIGHT; both multiples of 32. Samples are resized to it.",
                  read_size, [](const Config& c) { return to_string(c.train.input_size); }, nullptr});
     f.push_back(f_int("train.val_every", ACC(train.val_every), 1, 1000000, "Epochs between validations."));
+    f.push_back(f_int("train.val_every_steps", ACC(train.val_every_steps), 0, 100000000,
+                      "Also validate every this many optimiser steps; 0 = only at the ends of epochs."));
     f.push_back(f_int("train.early_stopping.patience", ACC(train.patience), 0, 1000000,
                       "Stop after this many validations without improvement of train.monitor; 0 = never."));
     f.push_back(f_num("train.early_stopping.min_delta", ACC(train.min_delta), 0, false, kInf, false, "Smallest change of the monitored value that counts as an improvement."));

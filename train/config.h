@@ -168,6 +168,7 @@ struct TrainConfig {
   int batch_size = 8;
   Size2 input_size{640, 480};
   int val_every = 1;           // epochs between validations
+  int val_every_steps = 0;     // also every this many optimiser steps; 0 = epoch ends only
   int patience = 0;            // train.early_stopping.patience: validations without improvement; 0 = off
   double min_delta = 0.0;      // train.early_stopping.min_delta
   Monitor monitor = Monitor::miou;

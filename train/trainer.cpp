@@ -200,6 +200,56 @@ TrainSummary run_training(Config cfg, const TrainOptions& opts) {
   const int64_t first_step = st.step;
   bool tty = !opts.quiet && stdout_is_tty();
 
+  // Validation, the best checkpoint and early stopping; at epoch ends and every
+  // train.val_every_steps steps.
+  auto validate = [&](bool epoch_end) {
+    EvalOutcome e = evaluate(model, val_loader, cfg, &objective, cfg.log.visuals);
+    EvalRecord er;
+    er.epoch = static_cast<int>(st.epoch + 1);
+    er.step = st.step;
+    er.loss = e.loss;
+    for (auto& [t, l] : e.task_losses) er.task_losses.emplace_back(t, l);
+    er.segmentation = e.segmentation;
+    er.class_names = class_names;
+    er.depth = e.depth;
+    er.time_s = e.seconds;
+    auto rec = eval_record(er);
+    metrics.log(rec);
+    events.add_scalars(record_scalars(rec), st.step);
+    for (size_t i = 0; i < e.panels.size(); ++i) {
+      events.add_image("val/" + e.panel_names[i], e.panels[i], st.step);
+      char name[64];
+      if (epoch_end)
+        std::snprintf(name, sizeof name, "/visuals/epoch%03lld_%zu.png", static_cast<long long>(st.epoch + 1), i);
+      else
+        std::snprintf(name, sizeof name, "/visuals/step%07lld_%zu.png", static_cast<long long>(st.step), i);
+      write_png(run + name, e.panels[i]);
+    }
+    events.flush();
+    say(format_eval_line(er));
+    std::optional<double> v = monitor_value(e, cfg.train.monitor);
+    MTL_CHECK(v.has_value(), "train.monitor: ", to_string(cfg.train.monitor), " is not computed for model.tasks");
+    const bool higher = monitor_higher_is_better(cfg.train.monitor);
+    const bool improved = !st.best || (higher ? *v > *st.best + cfg.train.min_delta : *v < *st.best - cfg.train.min_delta);
+    if (improved) {
+      st.best = *v;
+      st.best_epoch = st.epoch + 1;
+      st.bad_evals = 0;
+      save_checkpoint(run + "/checkpoints/best.safetensors", model, nullptr, nullptr, nullptr,
+                      {{"epoch", std::to_string(st.epoch + 1)},
+                       {"monitor", std::string(to_string(cfg.train.monitor))},
+                       {"value", std::to_string(*v)},
+                       {"config", to_yaml(cfg)}});
+      say("new best " + std::string(to_string(cfg.train.monitor)) + " " + std::to_string(*v) + " (epoch " +
+          std::to_string(st.epoch + 1) + "): saved " + run + "/checkpoints/best.safetensors");
+    } else if (cfg.train.patience > 0 && ++st.bad_evals >= cfg.train.patience) {
+      say("early stopping: " + std::string(to_string(cfg.train.monitor)) + " has not improved for " +
+          std::to_string(st.bad_evals) + " validations");
+      summary.early_stopped = true;
+      st.finished = true;
+    }
+  };
+
   while (st.epoch < cfg.train.epochs && !st.finished) {
     train_loader.restore({st.epoch, st.batch});
     Batch b;
@@ -279,6 +329,14 @@ TrainSummary run_training(Config cfg, const TrainOptions& opts) {
           if (tty) std::cout << progress_bar(st.step, total_steps) << std::flush;
         }
       }
+      if (cfg.train.val_every_steps > 0 && st.step % cfg.train.val_every_steps == 0 && st.batch < batches_per_epoch) {
+        if (tty) std::cout << "\r\33[2K";
+        validate(false);
+        if (st.finished) {
+          save_last();
+          break;
+        }
+      }
       bool stop = stop_requested().load() || (opts.stop_after_steps && st.step >= *opts.stop_after_steps);
       if (stop) {
         save_last();
@@ -295,6 +353,7 @@ TrainSummary run_training(Config cfg, const TrainOptions& opts) {
       t_wait = std::chrono::steady_clock::now();
     }
     if (tty) std::cout << "\r\33[2K" << std::flush;
+    if (st.finished) break;  // early stopping at a step-based validation
 
     // ---- end of epoch ----
     std::map<std::string, double> means;
@@ -304,50 +363,7 @@ TrainSummary run_training(Config cfg, const TrainOptions& opts) {
     st.epoch_batches = 0;
     st.batch = 0;
     const bool last_epoch = st.epoch + 1 == cfg.train.epochs;
-    if ((st.epoch + 1) % cfg.train.val_every == 0 || last_epoch) {
-      EvalOutcome e = evaluate(model, val_loader, cfg, &objective, cfg.log.visuals);
-      EvalRecord er;
-      er.epoch = static_cast<int>(st.epoch + 1);
-      er.step = st.step;
-      er.loss = e.loss;
-      for (auto& [t, l] : e.task_losses) er.task_losses.emplace_back(t, l);
-      er.segmentation = e.segmentation;
-      er.class_names = class_names;
-      er.depth = e.depth;
-      er.time_s = e.seconds;
-      auto rec = eval_record(er);
-      metrics.log(rec);
-      events.add_scalars(record_scalars(rec), st.step);
-      for (size_t i = 0; i < e.panels.size(); ++i) {
-        events.add_image("val/" + e.panel_names[i], e.panels[i], st.step);
-        char name[64];
-        std::snprintf(name, sizeof name, "/visuals/epoch%03lld_%zu.png", static_cast<long long>(st.epoch + 1), i);
-        write_png(run + name, e.panels[i]);
-      }
-      events.flush();
-      say(format_eval_line(er));
-      std::optional<double> v = monitor_value(e, cfg.train.monitor);
-      MTL_CHECK(v.has_value(), "train.monitor: ", to_string(cfg.train.monitor), " is not computed for model.tasks");
-      const bool higher = monitor_higher_is_better(cfg.train.monitor);
-      const bool improved = !st.best || (higher ? *v > *st.best + cfg.train.min_delta : *v < *st.best - cfg.train.min_delta);
-      if (improved) {
-        st.best = *v;
-        st.best_epoch = st.epoch + 1;
-        st.bad_evals = 0;
-        save_checkpoint(run + "/checkpoints/best.safetensors", model, nullptr, nullptr, nullptr,
-                        {{"epoch", std::to_string(st.epoch + 1)},
-                         {"monitor", std::string(to_string(cfg.train.monitor))},
-                         {"value", std::to_string(*v)},
-                         {"config", to_yaml(cfg)}});
-        say("new best " + std::string(to_string(cfg.train.monitor)) + " " + std::to_string(*v) + " (epoch " +
-            std::to_string(st.epoch + 1) + "): saved " + run + "/checkpoints/best.safetensors");
-      } else if (cfg.train.patience > 0 && ++st.bad_evals >= cfg.train.patience) {
-        say("early stopping: " + std::string(to_string(cfg.train.monitor)) + " has not improved for " +
-            std::to_string(st.bad_evals) + " validations");
-        summary.early_stopped = true;
-        st.finished = true;
-      }
-    }
+    if ((st.epoch + 1) % cfg.train.val_every == 0 || last_epoch) validate(true);
     // The epoch is done: the saved state points at the next one.
     ++st.epoch;
     if (last_epoch) st.finished = true;
