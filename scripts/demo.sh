@@ -17,7 +17,7 @@ start=$(date +%s)
 trained=$(date +%s)
 echo
 echo "== evaluation of the best checkpoint on the test split"
-"$build/apps/mtl_eval" "$run" --split test --visuals 8 --json "$run/eval_test.json"
+"$build/apps/mtl_eval" "$run" --split test --visuals 8 --json "$run/eval_test/metrics.json"
 end=$(date +%s)
 echo
 echo "training took $((trained - start)) s, evaluation $((end - trained)) s"
@@ -25,4 +25,4 @@ echo "run folder:     $run"
 echo "  metrics:      $run/metrics.jsonl (TensorBoard: tensorboard --logdir $run)"
 echo "  checkpoints:  $run/checkpoints/best.safetensors, last.safetensors"
 echo "  pictures:     $run/visuals/ (validation), $run/eval_test/ (test panels)"
-echo "  test metrics: $run/eval_test.json"
+echo "  test metrics: $run/eval_test/metrics.json"
