@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "tests/support/temp_dir.h"
 #include "train/datagen.h"
 #include "train/dataset.h"
 #include "train/dataset_stats.h"
@@ -20,16 +21,6 @@ using doctest::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    static int counter = 0;
-    path = (fs::temp_directory_path() / ("mtl_test_datagen_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)))
-               .string();
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 std::string bytes_of(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -48,23 +39,25 @@ DatagenOptions small(const std::string& out, uint64_t seed) {
 }  // namespace
 
 TEST_CASE("the same seed writes identical bytes; another seed writes other images") {
-  TempDir a, b, c;
-  const DatagenSummary sa = generate_dataset(small(a.path, 3));
-  generate_dataset(small(b.path, 3));
-  generate_dataset(small(c.path, 4));
+  // Output folders that do not exist yet: generate_dataset makes them.
+  test::TempDir t("test_datagen");
+  const fs::path a = t.path / "a", b = t.path / "b", c = t.path / "c";
+  const DatagenSummary sa = generate_dataset(small(a.string(), 3));
+  generate_dataset(small(b.string(), 3));
+  generate_dataset(small(c.string(), 4));
   CHECK(sa.frames == 10);
   int files = 0, differing = 0;
-  for (const auto& e : fs::recursive_directory_iterator(a.path)) {
+  for (const auto& e : fs::recursive_directory_iterator(a)) {
     if (!e.is_regular_file()) continue;
-    const fs::path rel = fs::relative(e.path(), a.path);
+    const fs::path rel = fs::relative(e.path(), a);
     ++files;
-    CHECK_MESSAGE(bytes_of(e.path()) == bytes_of(b.path / rel), rel.string());
-    if (rel.string().find("images") != std::string::npos) differing += bytes_of(e.path()) != bytes_of(c.path / rel);
+    CHECK_MESSAGE(bytes_of(e.path()) == bytes_of(b / rel), rel.string());
+    if (rel.string().find("images") != std::string::npos) differing += bytes_of(e.path()) != bytes_of(c / rel);
   }
   CHECK(files == 3 * 10 + 2);  // images, masks, depth per frame; README.md and mtl_datagen.json
   CHECK(differing == 10);
-  CHECK(fs::exists(a.path + "/val/depth/000001.png"));
-  const nlohmann::json meta = nlohmann::json::parse(bytes_of(a.path + "/mtl_datagen.json"));
+  CHECK(fs::exists(a / "val/depth/000001.png"));
+  const nlohmann::json meta = nlohmann::json::parse(bytes_of(a / "mtl_datagen.json"));
   CHECK(meta["generator"] == "mtl_datagen");
   CHECK(meta["depth_scale"] == 0.001);
   CHECK(meta["size"] == "64x48");
@@ -72,14 +65,15 @@ TEST_CASE("the same seed writes identical bytes; another seed writes other image
 }
 
 TEST_CASE("all seven classes appear and the output passes the data set scan") {
-  TempDir t;
-  DatagenOptions o = small(t.path, 1);
+  test::TempDir t("test_datagen");
+  const std::string out = t / "out";  // made by generate_dataset
+  DatagenOptions o = small(out, 1);
   o.train = 12;
   o.size = {96, 64};
   const DatagenSummary s = generate_dataset(o);
   for (int c = 0; c < 7; ++c) CHECK_MESSAGE(s.class_pixels[c] > 0.002 * s.pixels, "class " << c);
   DataConfig data;
-  data.root = t.path;
+  data.root = out;
   ScanResult r = scan_split(data, "train", true);
   CHECK(r.problems.empty());
   CHECK(r.dataset.size() == 12);
@@ -146,25 +140,24 @@ TEST_CASE("depth is valid and accurate where a sensor measures, missing where it
 }
 
 TEST_CASE("the output folder must be new, empty, or an earlier output replaced with force") {
-  TempDir t;
-  fs::create_directories(t.path);
-  write_file_atomic(t.path + "/mine.txt", "user data");
-  CHECK_THROWS_WITH_AS(generate_dataset(small(t.path, 1)), Contains("holds no earlier mtl_datagen output"), Error);
-  DatagenOptions forced = small(t.path, 1);
+  test::TempDir t("test_datagen");  // an existing folder
+  write_file_atomic(t / "mine.txt", "user data");
+  CHECK_THROWS_WITH_AS(generate_dataset(small(t.path.string(), 1)), Contains("holds no earlier mtl_datagen output"), Error);
+  DatagenOptions forced = small(t.path.string(), 1);
   forced.force = true;
   CHECK_THROWS_WITH_AS(generate_dataset(forced), Contains("holds no earlier mtl_datagen output"), Error);
-  CHECK(fs::exists(t.path + "/mine.txt"));
-  fs::remove(t.path + "/mine.txt");
-  DatagenOptions o = small(t.path, 1);
+  CHECK(fs::exists(t / "mine.txt"));
+  fs::remove(t / "mine.txt");
+  DatagenOptions o = small(t.path.string(), 1);
   generate_dataset(o);
   CHECK_THROWS_WITH_AS(generate_dataset(o), Contains("pass --force to replace it"), Error);
   // Replacing with fewer frames leaves no stale files behind.
   forced.train = 2;
   generate_dataset(forced);
   int images = 0;
-  for (const auto& e : fs::directory_iterator(t.path + "/train/images")) images += e.is_regular_file();
+  for (const auto& e : fs::directory_iterator(t / "train/images")) images += e.is_regular_file();
   CHECK(images == 2);
-  DatagenOptions none = small(t.path + "/x", 1);
+  DatagenOptions none = small(t / "x", 1);
   none.train = none.val = none.test = 0;
   CHECK_THROWS_WITH_AS(generate_dataset(none), Contains("frame counts"), Error);
 }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "tests/support/temp_dir.h"
 #include "train/class_weights.h"
 #include "train/dataset.h"
 #include "train/dataset_stats.h"
@@ -20,17 +21,6 @@ using doctest::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    static int counter = 0;
-    path = (fs::temp_directory_path() / ("mtl_test_dataset_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)))
-               .string();
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 ImageU8 rgb_image(int w, int h, int seed) {
   ImageU8 img(w, h, 3);
@@ -74,25 +64,26 @@ DataConfig config_for(const std::string& root) {
 }  // namespace
 
 TEST_CASE("the scan reports a missing depth map, a truncated PNG, a size mismatch and a bad label at once") {
-  TempDir t;
-  make_folders(t.path, "train");
+  test::TempDir t("test_dataset");
+  const std::string root = t.path.string();
+  make_folders(root, "train");
   const ImageU8 m = mask_image(8, 6, {});
   const ImageU16 d = depth_image(8, 6, {});
-  write_sample(t.path, "train", "a_good", rgb_image(8, 6, 1), &m, &d);
-  write_sample(t.path, "train", "b_nodepth", rgb_image(8, 6, 2), &m, nullptr);
+  write_sample(root, "train", "a_good", rgb_image(8, 6, 1), &m, &d);
+  write_sample(root, "train", "b_nodepth", rgb_image(8, 6, 2), &m, nullptr);
   // A PNG cut in half.
   const std::string png = encode_png(rgb_image(8, 6, 3));
-  write_file_atomic(t.path + "/train/images/c_cut.png", png.substr(0, png.size() / 2));
-  write_png(t.path + "/train/masks/c_cut.png", m);
-  write_png16(t.path + "/train/depth/c_cut.png", d);
+  write_file_atomic(root + "/train/images/c_cut.png", png.substr(0, png.size() / 2));
+  write_png(root + "/train/masks/c_cut.png", m);
+  write_png16(root + "/train/depth/c_cut.png", d);
   const ImageU16 small = depth_image(8, 5, {});
-  write_sample(t.path, "train", "d_size", rgb_image(8, 6, 4), &m, &small);
+  write_sample(root, "train", "d_size", rgb_image(8, 6, 4), &m, &small);
   std::vector<uint8_t> bad(48, 2);
   bad[5] = 9, bad[6] = 9, bad[7] = 200;
   const ImageU8 badm = mask_image(8, 6, bad);
-  write_sample(t.path, "train", "e_label", rgb_image(8, 6, 5), &badm, &d);
+  write_sample(root, "train", "e_label", rgb_image(8, 6, 5), &badm, &d);
 
-  DataConfig data = config_for(t.path);
+  DataConfig data = config_for(root);
   std::string msg;
   try {
     scan_split(data, "train", true);
@@ -101,12 +92,12 @@ TEST_CASE("the scan reports a missing depth map, a truncated PNG, a size mismatc
   }
   INFO(msg);
   CHECK(msg.find("found 4 problems") != std::string::npos);
-  CHECK(msg.find(t.path + "/train/depth/b_nodepth.png: missing (no depth map for " + t.path + "/train/images/b_nodepth.png)") !=
+  CHECK(msg.find(root + "/train/depth/b_nodepth.png: missing (no depth map for " + root + "/train/images/b_nodepth.png)") !=
         std::string::npos);
-  CHECK(msg.find("cannot decode '" + t.path + "/train/images/c_cut.png'") != std::string::npos);
-  CHECK(msg.find("size mismatch: " + t.path + "/train/images/d_size.png is 8x6 but " + t.path +
+  CHECK(msg.find("cannot decode '" + root + "/train/images/c_cut.png'") != std::string::npos);
+  CHECK(msg.find("size mismatch: " + root + "/train/images/d_size.png is 8x6 but " + root +
                  "/train/depth/d_size.png is 8x5") != std::string::npos);
-  CHECK(msg.find(t.path + "/train/masks/e_label.png: label values 9 (2 px), 200 (1 px) are neither classes 0..6 nor "
+  CHECK(msg.find(root + "/train/masks/e_label.png: label values 9 (2 px), 200 (1 px) are neither classes 0..6 nor "
                           "data.ignore_index (255)") != std::string::npos);
   CHECK(msg.find("a_good") == std::string::npos);
   CHECK(msg.find("data.on_error: skip") != std::string::npos);
@@ -131,18 +122,19 @@ TEST_CASE("the scan reports a missing depth map, a truncated PNG, a size mismatc
 }
 
 TEST_CASE("pairing problems: orphans, JPEG masks, duplicate stems, missing folders, empty splits") {
-  TempDir t;
-  make_folders(t.path, "val");
+  test::TempDir t("test_dataset");
+  const std::string root = t.path.string();
+  make_folders(root, "val");
   const ImageU8 m = mask_image(4, 4, {});
   const ImageU16 d = depth_image(4, 4, {});
-  write_sample(t.path, "val", "ok", rgb_image(4, 4, 1), &m, &d);
-  write_png(t.path + "/val/masks/orphan.png", m);
-  write_jpeg(t.path + "/val/images/dup.jpg", rgb_image(4, 4, 2));
-  write_sample(t.path, "val", "dup", rgb_image(4, 4, 3), &m, &d);
-  write_sample(t.path, "val", "jpgmask", rgb_image(4, 4, 4), nullptr, &d);
-  write_jpeg(t.path + "/val/masks/jpgmask.jpg", ImageU8(4, 4, 1));
-  write_file_atomic(t.path + "/val/images/notes.txt", "ignored");
-  DataConfig data = config_for(t.path);
+  write_sample(root, "val", "ok", rgb_image(4, 4, 1), &m, &d);
+  write_png(root + "/val/masks/orphan.png", m);
+  write_jpeg(root + "/val/images/dup.jpg", rgb_image(4, 4, 2));
+  write_sample(root, "val", "dup", rgb_image(4, 4, 3), &m, &d);
+  write_sample(root, "val", "jpgmask", rgb_image(4, 4, 4), nullptr, &d);
+  write_jpeg(root + "/val/masks/jpgmask.jpg", ImageU8(4, 4, 1));
+  write_file_atomic(root + "/val/images/notes.txt", "ignored");
+  DataConfig data = config_for(root);
   try {
     scan_split(data, "val", true);
     FAIL("expected an error");
@@ -156,7 +148,7 @@ TEST_CASE("pairing problems: orphans, JPEG masks, duplicate stems, missing folde
     CHECK(msg.find("notes.txt") == std::string::npos);
   }
   // Without the semantic task, masks are not needed at all.
-  fs::remove_all(t.path + "/val/masks");
+  fs::remove_all(root + "/val/masks");
   data.on_error = OnError::skip;
   ScanResult r = scan_split(data, "val", false);
   CHECK(r.dataset.size() == 2);  // ok, jpgmask (dup is ambiguous)
@@ -164,21 +156,21 @@ TEST_CASE("pairing problems: orphans, JPEG masks, duplicate stems, missing folde
   CHECK(r.dataset.load(0).labels.empty());
 
   CHECK_THROWS_WITH_AS(scan_split(data, "test", false), Contains("folder missing"), Error);
-  make_folders(t.path, "test");
+  make_folders(root, "test");
   CHECK_THROWS_WITH_AS(scan_split(data, "test", true), Contains("no usable samples (the folders are empty)"), Error);
 }
 
 TEST_CASE("mixed sources carry their names, weights and ids") {
-  TempDir a, b;
-  make_folders(a.path, "train");
-  make_folders(b.path, "train");
+  test::TempDir a("test_dataset"), b("test_dataset");
+  make_folders(a.path.string(), "train");
+  make_folders(b.path.string(), "train");
   const ImageU8 m = mask_image(4, 4, {});
   const ImageU16 d = depth_image(4, 4, {});
-  write_sample(a.path, "train", "x", rgb_image(4, 4, 1), &m, &d);
-  write_sample(b.path, "train", "x", rgb_image(4, 4, 2), &m, &d);
-  write_sample(b.path, "train", "y", rgb_image(4, 4, 3), &m, &d);
+  write_sample(a.path.string(), "train", "x", rgb_image(4, 4, 1), &m, &d);
+  write_sample(b.path.string(), "train", "x", rgb_image(4, 4, 2), &m, &d);
+  write_sample(b.path.string(), "train", "y", rgb_image(4, 4, 3), &m, &d);
   DataConfig data;
-  data.sources = {{"real", a.path, 1.0}, {"synthetic", b.path, 0.5}};
+  data.sources = {{"real", a.path.string(), 1.0}, {"synthetic", b.path.string(), 0.5}};
   ScanResult r = scan_split(data, "train", true);
   REQUIRE(r.dataset.size() == 3);
   CHECK(sample_name(r.dataset.index(), 0) == "real/x");
@@ -190,9 +182,10 @@ TEST_CASE("mixed sources carry their names, weights and ids") {
 }
 
 TEST_CASE("depth statistics and median-frequency weights match a hand computation") {
-  TempDir t;
-  make_folders(t.path, "train");
-  DataConfig data = config_for(t.path);
+  test::TempDir t("test_dataset");
+  const std::string root = t.path.string();
+  make_folders(root, "train");
+  DataConfig data = config_for(root);
   data.classes = {{"a", {0, 0, 0}}, {"b", {1, 1, 1}}, {"c", {2, 2, 2}}};
   // Three 4x2 images; depth in millimetres (0 = invalid), labels with 255 = ignore.
   const ImageU8 m0 = mask_image(4, 2, {0, 0, 0, 0, 1, 1, 255, 255});
@@ -201,9 +194,9 @@ TEST_CASE("depth statistics and median-frequency weights match a hand computatio
   const ImageU16 d1 = depth_image(4, 2, {2000, 2000, 2000, 2000, 2000, 2000, 2000, 2000});
   const ImageU8 m2 = mask_image(4, 2, {2, 2, 1, 1, 255, 255, 255, 255});
   const ImageU16 d2 = depth_image(4, 2, {4000, 4000, 0, 0, 0, 0, 0, 0});
-  write_sample(t.path, "train", "i0", rgb_image(4, 2, 0), &m0, &d0);
-  write_sample(t.path, "train", "i1", rgb_image(4, 2, 1), &m1, &d1);
-  write_sample(t.path, "train", "i2", rgb_image(4, 2, 2), &m2, &d2);
+  write_sample(root, "train", "i0", rgb_image(4, 2, 0), &m0, &d0);
+  write_sample(root, "train", "i1", rgb_image(4, 2, 1), &m1, &d1);
+  write_sample(root, "train", "i2", rgb_image(4, 2, 2), &m2, &d2);
   ScanResult r = scan_split(data, "train", true);
   const DatasetStats s = merge_stats(r.stats, 3);
   // Valid depths (m): 1 2 3 1 2 | 2 x8 | 4 4 -> n 15, sum 33, sum of squares 83.
@@ -255,15 +248,16 @@ TEST_CASE("median-frequency weights stay finite for absent classes and an even c
 }
 
 TEST_CASE("statistics are cached and recomputed when the data change") {
-  TempDir t;
-  make_folders(t.path, "train");
+  test::TempDir t("test_dataset");
+  const std::string root = t.path.string();
+  make_folders(root, "train");
   const ImageU8 m = mask_image(4, 4, {});
-  write_sample(t.path, "train", "a", rgb_image(4, 4, 0), &m, nullptr);
-  write_png16(t.path + "/train/depth/a.png", depth_image(4, 4, std::vector<uint16_t>(16, 2500)));
-  DataConfig data = config_for(t.path);
+  write_sample(root, "train", "a", rgb_image(4, 4, 0), &m, nullptr);
+  write_png16(root + "/train/depth/a.png", depth_image(4, 4, std::vector<uint16_t>(16, 2500)));
+  DataConfig data = config_for(root);
   ScanResult r = scan_split(data, "train", true);
   const std::string cache = default_stats_cache(data);
-  CHECK(cache == t.path + "/mtl_stats.json");
+  CHECK(cache == root + "/mtl_stats.json");
   DatasetStats s = load_or_compute_stats(r.dataset, cache, &r.stats);
   CHECK(s.depth_mean == Approx(2.5));
   REQUIRE(fs::exists(cache));
@@ -274,7 +268,7 @@ TEST_CASE("statistics are cached and recomputed when the data change") {
   save_stats(cache, planted, r.dataset);
   CHECK(load_or_compute_stats(r.dataset, cache).depth_mean == 123.0);
   // New depth data: a different fingerprint, so the statistics are computed again.
-  write_png16(t.path + "/train/depth/a.png", depth_image(4, 4, std::vector<uint16_t>{1000, 3000, 1000, 3000, 1000, 3000, 1000,
+  write_png16(root + "/train/depth/a.png", depth_image(4, 4, std::vector<uint16_t>{1000, 3000, 1000, 3000, 1000, 3000, 1000,
                                                                                       3000, 1000, 3000, 1000, 3000, 1000, 3000,
                                                                                       1000, 3000}));
   ScanResult r2 = scan_split(data, "train", true);
@@ -289,5 +283,5 @@ TEST_CASE("statistics are cached and recomputed when the data change") {
   // A corrupt cache is ignored (with a warning), not fatal.
   write_file_atomic(cache, "{not json");
   CHECK(load_or_compute_stats(r2.dataset, cache).depth_mean == Approx(2.0));
-  CHECK_THROWS_WITH_AS(load_stats(t.path + "/nothing.json"), Contains("cannot open data set statistics"), Error);
+  CHECK_THROWS_WITH_AS(load_stats(root + "/nothing.json"), Contains("cannot open data set statistics"), Error);
 }

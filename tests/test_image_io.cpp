@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "tests/support/temp_dir.h"
 #include "train/dataset.h"
 #include "train/image_io.h"
 
@@ -18,32 +19,17 @@ using doctest::Contains;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    path = (std::filesystem::temp_directory_path() /
-            ("mtl_test_image_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++)))
-               .string();
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-};
-
 std::string shared(const std::string& f) { return std::string(MTL_SHARED_DIR) + "/data/rgbd/" + f; }
 
 }  // namespace
 
 TEST_CASE("8-bit PNG round trip, and grey/RGBA images read as RGB") {
-  TempDir t;
+  test::TempDir t("test_image_io");
   ImageU8 rgb(7, 5, 3);
   for (size_t i = 0; i < rgb.data.size(); ++i) rgb.data[i] = static_cast<uint8_t>(i * 37 + 11);
-  write_png(t.path + "/rgb.png", rgb);
-  CHECK(read_rgb(t.path + "/rgb.png") == rgb);
-  const ImageInfo info = read_image_info(t.path + "/rgb.png");
+  write_png(t / "rgb.png", rgb);
+  CHECK(read_rgb(t / "rgb.png") == rgb);
+  const ImageInfo info = read_image_info(t / "rgb.png");
   CHECK(info.width == 7);
   CHECK(info.height == 5);
   CHECK(info.channels == 3);
@@ -51,31 +37,31 @@ TEST_CASE("8-bit PNG round trip, and grey/RGBA images read as RGB") {
 
   ImageU8 grey(3, 2, 1);
   grey.data = {0, 50, 100, 150, 200, 250};
-  write_png(t.path + "/grey.png", grey);
-  ImageU8 g3 = read_rgb(t.path + "/grey.png");
+  write_png(t / "grey.png", grey);
+  ImageU8 g3 = read_rgb(t / "grey.png");
   REQUIRE(g3.channels == 3);
   for (int k = 0; k < 6; ++k)
     for (int c = 0; c < 3; ++c) CHECK(g3.data[3 * k + c] == grey.data[k]);
 
   ImageU8 rgba(2, 2, 4);
   rgba.data = {1, 2, 3, 0, 4, 5, 6, 255, 7, 8, 9, 128, 10, 11, 12, 1};
-  write_png(t.path + "/rgba.png", rgba);
-  ImageU8 a3 = read_rgb(t.path + "/rgba.png");
+  write_png(t / "rgba.png", rgba);
+  ImageU8 a3 = read_rgb(t / "rgba.png");
   CHECK(a3.data == std::vector<uint8_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
 }
 
 TEST_CASE("16-bit PNG writer round-trips every value range through stb") {
-  TempDir t;
+  test::TempDir t("test_image_io");
   for (auto [w, h] : {std::pair{1, 1}, std::pair{13, 7}, std::pair{64, 3}}) {
     ImageU16 d(w, h, 1);
     for (size_t i = 0; i < d.data.size(); ++i) d.data[i] = static_cast<uint16_t>((i * 40503u + 7) & 0xffff);
     d.data[0] = 0;
     if (d.data.size() > 1) d.data[1] = 65535;
-    write_png16(t.path + "/d.png", d);
-    const ImageInfo info = read_image_info(t.path + "/d.png");
+    write_png16(t / "d.png", d);
+    const ImageInfo info = read_image_info(t / "d.png");
     CHECK(info.bits == 16);
     CHECK(info.channels == 1);
-    CHECK(read_gray(t.path + "/d.png", "depth map") == d);
+    CHECK(read_gray(t / "d.png", "depth map") == d);
   }
   // Smooth depth compresses well with the adaptive filters.
   ImageU16 ramp(200, 100, 1);
@@ -85,21 +71,21 @@ TEST_CASE("16-bit PNG writer round-trips every value range through stb") {
 }
 
 TEST_CASE("8-bit greyscale masks keep their stored values (no 8-to-16-bit scaling)") {
-  TempDir t;
+  test::TempDir t("test_image_io");
   ImageU8 m(4, 1, 1);
   m.data = {0, 1, 6, 255};
-  write_png(t.path + "/m.png", m);
-  CHECK(read_gray(t.path + "/m.png", "mask").data == std::vector<uint16_t>{0, 1, 6, 255});
+  write_png(t / "m.png", m);
+  CHECK(read_gray(t / "m.png", "mask").data == std::vector<uint16_t>{0, 1, 6, 255});
 }
 
 TEST_CASE("JPEG round trip is close") {
-  TempDir t;
+  test::TempDir t("test_image_io");
   ImageU8 img(32, 16, 3);
   for (int y = 0; y < 16; ++y)
     for (int x = 0; x < 32; ++x)
       for (int c = 0; c < 3; ++c) img.at(x, y, c) = static_cast<uint8_t>(60 + 4 * x + 2 * y + 20 * c);
-  write_jpeg(t.path + "/a.jpg", img, 95);
-  ImageU8 back = read_rgb(t.path + "/a.jpg");
+  write_jpeg(t / "a.jpg", img, 95);
+  ImageU8 back = read_rgb(t / "a.jpg");
   REQUIRE(back.width == 32);
   int worst = 0;
   for (size_t i = 0; i < img.data.size(); ++i) worst = std::max(worst, std::abs(int(img.data[i]) - int(back.data[i])));
@@ -107,22 +93,23 @@ TEST_CASE("JPEG round trip is close") {
 }
 
 TEST_CASE("unreadable files are errors that name the file") {
-  TempDir t;
-  CHECK_THROWS_WITH_AS(read_rgb(t.path + "/none.png"), Contains(("cannot open '" + t.path + "/none.png'").c_str()), Error);
-  write_file_atomic(t.path + "/text.png", "this is not a png");
-  CHECK_THROWS_WITH_AS(read_rgb(t.path + "/text.png"),
-                       Contains(("'" + t.path + "/text.png' is not a readable PNG or JPEG image").c_str()), Error);
+  test::TempDir t("test_image_io");
+  const std::string dir = t.path.string();
+  CHECK_THROWS_WITH_AS(read_rgb(t / "none.png"), Contains(("cannot open '" + dir + "/none.png'").c_str()), Error);
+  write_file_atomic(t / "text.png", "this is not a png");
+  CHECK_THROWS_WITH_AS(read_rgb(t / "text.png"),
+                       Contains(("'" + dir + "/text.png' is not a readable PNG or JPEG image").c_str()), Error);
   ImageU8 rgb(40, 30, 3, 77);
   for (size_t i = 0; i < rgb.data.size(); ++i) rgb.data[i] = static_cast<uint8_t>(i * 7919 % 251);
   const std::string png = encode_png(rgb);
-  write_file_atomic(t.path + "/cut.png", png.substr(0, png.size() / 2));
-  CHECK_THROWS_WITH_AS(read_rgb(t.path + "/cut.png"), Contains(("cannot decode '" + t.path + "/cut.png'").c_str()), Error);
-  write_png(t.path + "/colour.png", rgb);
-  CHECK_THROWS_WITH_AS(read_gray(t.path + "/colour.png", "mask"),
-                       Contains(("mask '" + t.path + "/colour.png' has 3 channels; it must be a single-channel").c_str()),
+  write_file_atomic(t / "cut.png", png.substr(0, png.size() / 2));
+  CHECK_THROWS_WITH_AS(read_rgb(t / "cut.png"), Contains(("cannot decode '" + dir + "/cut.png'").c_str()), Error);
+  write_png(t / "colour.png", rgb);
+  CHECK_THROWS_WITH_AS(read_gray(t / "colour.png", "mask"),
+                       Contains(("mask '" + dir + "/colour.png' has 3 channels; it must be a single-channel").c_str()),
                        Error);
-  write_file_atomic(t.path + "/empty.png", "");
-  CHECK_THROWS_WITH_AS(read_rgb(t.path + "/empty.png"), Contains("is empty"), Error);
+  write_file_atomic(t / "empty.png", "");
+  CHECK_THROWS_WITH_AS(read_rgb(t / "empty.png"), Contains("is empty"), Error);
 }
 
 namespace {
@@ -196,15 +183,15 @@ TEST_CASE("real RGB-D frames decode with their sizes, units and missing-depth fr
 }
 
 TEST_CASE("real frames load through the data set layout with depth_scale applied") {
-  TempDir t;
+  test::TempDir t("test_image_io");
   namespace fs = std::filesystem;
-  for (const char* sub : {"images", "depth"}) fs::create_directories(t.path + "/train/" + sub);
-  fs::copy_file(shared("tum_rgb.png"), t.path + "/train/images/tum.png");
-  fs::copy_file(shared("tum_depth.png"), t.path + "/train/depth/tum.png");
-  fs::copy_file(shared("nyu_bookstore_rgb.jpg"), t.path + "/train/images/book.jpg");
-  fs::copy_file(shared("nyu_bookstore_depth.png"), t.path + "/train/depth/book.png");
+  for (const char* sub : {"images", "depth"}) fs::create_directories(t.path.string() + "/train/" + sub);
+  fs::copy_file(shared("tum_rgb.png"), t / "train/images/tum.png");
+  fs::copy_file(shared("tum_depth.png"), t / "train/depth/tum.png");
+  fs::copy_file(shared("nyu_bookstore_rgb.jpg"), t / "train/images/book.jpg");
+  fs::copy_file(shared("nyu_bookstore_depth.png"), t / "train/depth/book.png");
   DataConfig data;
-  data.root = t.path;
+  data.root = t.path.string();
   data.depth_scale = 0.0002;
   std::vector<Problem> problems;
   std::vector<std::string> left_out;

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "tests/support/gpu.h"
+#include "tests/support/temp_dir.h"
 #include "train/datagen.h"
 #include "train/loader.h"
 
@@ -20,17 +21,6 @@ using doctest::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    static int counter = 0;
-    path = (fs::temp_directory_path() / ("mtl_test_loader_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)))
-               .string();
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 // `n` procedural frames of 80x48 in ROOT/train.
 void make_dataset(const std::string& root, int n, uint64_t seed = 5) {
@@ -85,12 +75,12 @@ std::vector<Batch> run_epochs(Loader& l, int64_t first_epoch, int64_t epochs) {
 }
 
 struct Fixture {
-  TempDir dir;
+  test::TempDir dir{"test_loader"};
   Config cfg;
   ScanResult scan;
   DatasetStats stats;
   explicit Fixture(int n = 11)
-      : cfg((make_dataset(dir.path, n), small_config(dir.path))),
+      : cfg((make_dataset(dir.path.string(), n), small_config(dir.path.string()))),
         scan(scan_split(cfg.data, "train", true)),
         stats(merge_stats(scan.stats, 7)) {}
   std::unique_ptr<Loader> loader(int workers, bool training = true) {

@@ -2,8 +2,6 @@
 // appending continues a file, non-finite numbers become null, and the console strings are exact.
 #include <doctest/doctest.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tests/support/temp_dir.h"
 #include "train/run_log.h"
 
 using namespace mtl;
@@ -20,17 +19,6 @@ namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("mtl_test_run_log_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(counter++));
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 std::vector<std::string> lines_of(const fs::path& p) {
   std::ifstream f(p);
@@ -143,8 +131,8 @@ TEST_CASE("eval record names classes and keeps absent ones as null") {
 }
 
 TEST_CASE("metrics.jsonl lines parse and appending continues the file") {
-  TempDir dir;
-  const fs::path path = dir.path / "run" / "metrics.jsonl";
+  test::TempDir dir("test_run_log");
+  const fs::path path = dir.path / "run" / "metrics.jsonl";  // MetricsLog makes the run folder
   {
     MetricsLog log(path.string());
     CHECK(log.path() == path.string());
@@ -176,8 +164,7 @@ TEST_CASE("metrics.jsonl lines parse and appending continues the file") {
 }
 
 TEST_CASE("metrics log errors name the path") {
-  TempDir dir;
-  fs::create_directories(dir.path);
+  test::TempDir dir("test_run_log");
   const fs::path blocker = dir.path / "file";
   std::ofstream(blocker) << "x";
   const std::string path = (blocker / "metrics.jsonl").string();

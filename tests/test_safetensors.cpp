@@ -8,20 +8,14 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "tests/support/random.h"
+#include "tests/support/temp_dir.h"
 
 using namespace mtl;
 namespace fs = std::filesystem;
 
-namespace {
-fs::path temp_dir() {
-  fs::path d = fs::temp_directory_path() / ("mtl_st_" + std::to_string(test::fresh_seed()));
-  fs::create_directories(d);
-  return d;
-}
-}  // namespace
-
 TEST_CASE("round trip of every dtype, views included") {
-  fs::path d = temp_dir();
+  test::TempDir tmp("st");
+  const fs::path& d = tmp.path;
   std::map<std::string, Tensor> ts;
   for (DType t : {DType::f32, DType::f64, DType::bf16, DType::i32, DType::i64, DType::u8, DType::b8})
     ts[std::string("t_") + dtype_name(t)] = from_vector({0, 1, 1, 0, 1, 1}, {2, 3}, t);
@@ -48,11 +42,11 @@ TEST_CASE("round trip of every dtype, views included") {
   int files = 0;
   for (auto& e : fs::directory_iterator(d)) files += e.is_regular_file();
   CHECK(files == 1);
-  fs::remove_all(d);
 }
 
 TEST_CASE("bad files give errors naming the file") {
-  fs::path d = temp_dir();
+  test::TempDir tmp("st");
+  const fs::path& d = tmp.path;
   std::string missing = (d / "missing.safetensors").string();
   CHECK_THROWS_WITH_AS(load_safetensors(missing), doctest::Contains(("cannot open '" + missing + "'").c_str()), Error);
 
@@ -73,16 +67,15 @@ TEST_CASE("bad files give errors naming the file") {
     o << "{nojson}";
   }
   CHECK_THROWS_WITH_AS(load_safetensors(badjson), doctest::Contains("not valid JSON"), Error);
-  fs::remove_all(d);
 }
 
 TEST_CASE("a failed write leaves the old file intact") {
-  fs::path d = temp_dir();
+  test::TempDir tmp("st");
+  const fs::path& d = tmp.path;
   std::string path = (d / "keep.safetensors").string();
   save_safetensors(path, {{"a", ones({3})}});
   // A folder in place of the temporary file makes the write fail.
   fs::create_directories(path + ".tmp." + std::to_string(::getpid()));
   CHECK_THROWS_AS(save_safetensors(path, {{"a", zeros({3})}}), Error);
   CHECK(load_safetensors(path).tensors.at("a").to_f64_vector() == std::vector<double>{1, 1, 1});
-  fs::remove_all(d);
 }

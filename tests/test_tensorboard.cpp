@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "tests/support/gpu.h"
+#include "tests/support/temp_dir.h"
 #include "train/image_io.h"
 #include "train/tensorboard.h"
 
@@ -26,17 +27,6 @@ using namespace mtl::train;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("mtl_test_tensorboard_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 std::string read_bytes(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -216,8 +206,8 @@ TEST_CASE("masked crc32c matches TensorFlow's record format") {
 }
 
 TEST_CASE("event file holds scalars and images that decode back") {
-  TempDir dir;
-  const fs::path run = dir.path / "run";
+  test::TempDir dir("test_tensorboard");
+  const fs::path run = dir.path / "run";  // made by the writer
   const double before = wall_time_now();
   EventWriter w(run.string());
   const std::string name = fs::path(w.path()).filename().string();
@@ -294,10 +284,11 @@ TEST_CASE("event file holds scalars and images that decode back") {
 }
 
 TEST_CASE("event writers never share a file") {
-  TempDir dir;
-  EventWriter a(dir.path.string());
-  EventWriter b(dir.path.string());
-  EventWriter c(dir.path.string());
+  test::TempDir tmp("test_tensorboard");
+  const fs::path dir = tmp.path / "logs";  // made by the first writer
+  EventWriter a(dir.string());
+  EventWriter b(dir.string());
+  EventWriter c(dir.string());
   CHECK(a.path() != b.path());
   CHECK(b.path() != c.path());
   CHECK(a.path() != c.path());
@@ -306,12 +297,11 @@ TEST_CASE("event writers never share a file") {
   b.close();
   CHECK(read_records(read_bytes(a.path())).size() == 2);
   CHECK(read_records(read_bytes(b.path())).size() == 1);
-  CHECK(event_files(dir.path).size() == 3);
+  CHECK(event_files(dir).size() == 3);
 }
 
 TEST_CASE("event writer errors name the path") {
-  TempDir dir;
-  fs::create_directories(dir.path);
+  test::TempDir dir("test_tensorboard");
   const fs::path blocker = dir.path / "not_a_folder";
   std::ofstream(blocker) << "x";
   const std::string run = (blocker / "run").string();
@@ -330,10 +320,11 @@ TEST_CASE("TensorBoard's own reader sees the scalars and images") {
     std::fflush(stdout);
     return;
   }
-  TempDir dir;
+  test::TempDir tmp("test_tensorboard");
+  const fs::path dir = tmp.path / "logs";  // made by the writer
   std::vector<std::pair<int64_t, float>> loss;
   {
-    EventWriter w(dir.path.string());
+    EventWriter w(dir.string());
     for (int64_t step = 0; step < 40; ++step) {
       const double value = std::exp(-0.1 * static_cast<double>(step)) + 1e-7 * static_cast<double>(step);
       loss.emplace_back(step, static_cast<float>(value));
@@ -344,7 +335,7 @@ TEST_CASE("TensorBoard's own reader sees the scalars and images") {
     w.flush();
   }
   const std::string cmd = std::string("python3 '") + MTL_SOURCE_DIR + "/tests/reference/read_tensorboard.py' '" +
-                          dir.path.string() + "' 2>&1";
+                          dir.string() + "' 2>&1";
   std::FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string text;

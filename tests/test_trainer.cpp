@@ -22,6 +22,7 @@
 #include "train/datagen.h"
 #include "train/trainer.h"
 #include "tests/support/random.h"
+#include "tests/support/temp_dir.h"
 
 using namespace mtl;
 using namespace mtl::train;
@@ -29,16 +30,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& what) {
-  fs::path d = fs::temp_directory_path() / ("mtl_trainer_" + what + "_" + std::to_string(test::fresh_seed()));
-  fs::create_directories(d);
-  return d;
-}
-
 // One small data set for the whole file: 24 training and 8 validation frames of 64x64.
 const std::string& tiny_data() {
+  // Kept for the whole process; removed at exit.
+  static const test::TempDir dir("trainer_data");
   static std::string root = [] {
-    fs::path d = temp_dir("data") / "greenhouse";
+    fs::path d = dir.path / "greenhouse";
     DatagenOptions o;
     o.out = d.string();
     o.train = 24, o.val = 8, o.test = 4;
@@ -97,7 +94,8 @@ TrainOptions quiet_opts(const fs::path& out) {
 }  // namespace
 
 TEST_CASE("a tiny run trains and leaves a complete run folder") {
-  fs::path run = temp_dir("run") / "r";
+  test::TempDir tmp("trainer_run");
+  fs::path run = tmp.path / "r";
   Config c = tiny_config();
   c.train.epochs = 6;
   c.optim.lr = 5e-3;
@@ -143,11 +141,11 @@ TEST_CASE("a tiny run trains and leaves a complete run folder") {
   Checkpoint best = load_checkpoint((run / "checkpoints/best.safetensors").string());
   CHECK(best.optimizer.empty());
   CHECK_FALSE(best.state.has_value());
-  fs::remove_all(run.parent_path());
 }
 
 TEST_CASE("checkpoints round-trip the model the optimizer the balancer and the loop state") {
-  fs::path d = temp_dir("ckpt");
+  test::TempDir tmp("trainer_ckpt");
+  const fs::path& d = tmp.path;
   models::ModelConfig mc;
   mc.encoder = "resnet18", mc.width = 0.0625, mc.input_height = 64, mc.input_width = 64;
   models::ESANet model(mc);
@@ -177,11 +175,11 @@ TEST_CASE("checkpoints round-trip the model the optimizer the balancer and the l
   for (auto& [k, v] : os) CHECK(c.optimizer.at(k).to_f64_vector() == v.to_f64_vector());
   CHECK(c.balancer.size() == bal.state_dict().size());
   CHECK_THROWS_WITH_AS(load_checkpoint((d / "none.safetensors").string()), doctest::Contains("cannot open"), Error);
-  fs::remove_all(d);
 }
 
 TEST_CASE("an interrupted and resumed run reproduces the uninterrupted losses bit for bit") {
-  fs::path root = temp_dir("resume");
+  test::TempDir tmp("trainer_resume");
+  const fs::path& root = tmp.path;
   Config c = tiny_config();
   c.loss.balance = Balance::dwa;  // the balancer's epoch state must survive the interruption too
   run_training(c, quiet_opts(root / "straight"));
@@ -209,11 +207,11 @@ TEST_CASE("an interrupted and resumed run reproduces the uninterrupted losses bi
   TrainSummary s3 = run_training(c, again);
   CHECK(s3.steps == 18);
   CHECK(train_losses(root / "interrupted").size() == 18);
-  fs::remove_all(root);
 }
 
 TEST_CASE("validation every N steps besides the epoch ends") {
-  fs::path root = temp_dir("valsteps");
+  test::TempDir tmp("trainer_valsteps");
+  const fs::path& root = tmp.path;
   Config c = tiny_config();
   c.train.epochs = 2;
   c.train.val_every_steps = 4;  // steps 4 and 8 fall inside epochs; 6 and 12 end them
@@ -223,20 +221,20 @@ TEST_CASE("validation every N steps besides the epoch ends") {
     if (r["type"] == "eval") steps.push_back(r["step"].get<int64_t>());
   CHECK(steps == std::vector<int64_t>{4, 6, 8, 12});
   CHECK(fs::exists(root / "r" / "visuals" / "step0000004_0.png"));
-  fs::remove_all(root);
 }
 
 TEST_CASE("a run folder that already holds a run is not overwritten") {
-  fs::path root = temp_dir("exists");
+  test::TempDir tmp("trainer_exists");
+  const fs::path& root = tmp.path;
   Config c = tiny_config();
   c.train.epochs = 1;
   run_training(c, quiet_opts(root / "r"));
   CHECK_THROWS_WITH_AS(run_training(c, quiet_opts(root / "r")), doctest::Contains("--resume"), Error);
-  fs::remove_all(root);
 }
 
 TEST_CASE("the NaN guard names the step and the losses or skips the steps") {
-  fs::path root = temp_dir("nan");
+  test::TempDir tmp("trainer_nan");
+  const fs::path& root = tmp.path;
   Config c = tiny_config();
   c.train.epochs = 1;
   c.optim.lr = 1e30;  // the first update destroys the weights: every later loss is non-finite
@@ -254,11 +252,11 @@ TEST_CASE("the NaN guard names the step and the losses or skips the steps") {
   CHECK(s.steps == 1);  // one update, then five skipped batches
   std::string last = read_jsonl(root / "skip" / "metrics.jsonl").back().dump();
   CHECK(last.find("\"type\":\"eval\"") != std::string::npos);
-  fs::remove_all(root);
 }
 
 TEST_CASE("SIGTERM finishes the step and saves a checkpoint that resumes") {
-  fs::path root = temp_dir("sigterm");
+  test::TempDir tmp("trainer_sigterm");
+  const fs::path& root = tmp.path;
   Config c = tiny_config();
   c.train.epochs = 50;
   std::thread killer([&] {
@@ -274,7 +272,6 @@ TEST_CASE("SIGTERM finishes the step and saves a checkpoint that resumes") {
   Checkpoint ck = load_checkpoint((root / "r" / "checkpoints" / "last.safetensors").string());
   REQUIRE(ck.state.has_value());
   CHECK(ck.state->step == s.steps);
-  fs::remove_all(root);
 }
 
 TEST_CASE("the model summary lists top-level modules and the total") {
@@ -291,7 +288,8 @@ TEST_CASE("the model summary lists top-level modules and the total") {
 }
 
 TEST_CASE("mtl_train exit codes and one-line errors") {
-  fs::path d = temp_dir("cli");
+  test::TempDir tmp("trainer_cli");
+  const fs::path& d = tmp.path;
   auto run = [&](const std::string& args) {
     std::string cmd = std::string(MTL_TRAIN_EXE) + " " + args + " > " + (d / "out.txt").string() + " 2> " + (d / "err.txt").string();
     int rc = std::system(cmd.c_str());
@@ -318,5 +316,4 @@ TEST_CASE("mtl_train exit codes and one-line errors") {
   std::ifstream o(d / "out.txt");
   std::string out((std::istreambuf_iterator<char>(o)), {});
   CHECK(out.find("total parameters: ") != std::string::npos);
-  fs::remove_all(d);
 }

@@ -2,13 +2,12 @@
 // index, panel layout pixel by pixel, PNG files that decode back, and the tensor converters.
 #include <doctest/doctest.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 #include <limits>
 
 #include "core/error.h"
+#include "tests/support/temp_dir.h"
 #include "train/config.h"
 #include "train/image_io.h"
 #include "train/transforms.h"
@@ -49,15 +48,6 @@ ImageF depth_image(int w, int h, std::vector<float> values) {
   d.data = std::move(values);
   return d;
 }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("mtl_test_visuals_" + std::to_string(::getpid()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 }  // namespace
 
@@ -215,7 +205,7 @@ TEST_CASE("rendered panels share one depth range") {
 }
 
 TEST_CASE("panel PNG is written atomically and decodes back") {
-  TempDir dir;
+  test::TempDir dir("test_visuals");
   const ImageU8 p = make_panel(solid(5, 4, {200, 10, 30}), solid(5, 4, {0, 90, 250}), {}, {}, {});
   const std::string path = (dir.path / "visuals" / "epoch_001_sample_0.png").string();
   write_png(path, p);

@@ -15,6 +15,7 @@
 
 #include "core/safetensors.h"
 #include "models/esanet.h"
+#include "tests/support/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/dataset.h"
@@ -22,23 +23,6 @@
 #include "train/model_factory.h"
 
 namespace mtl::test {
-
-// A temporary folder removed at the end of the test; unique per process and instance.
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const std::string& tag) {
-    static std::atomic<int> counter{0};
-    path = std::filesystem::temp_directory_path() /
-           ("mtl_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 // The narrow network the tool tests use: ResNet-18 with basic blocks at 1/8 of ESANet's width.
 inline train::Config tiny_run_config(const std::string& data_root, int width = 160, int height = 128) {
