@@ -11,8 +11,8 @@ int64_t ModelConfig::ch(int64_t c) const {
 }
 
 void ModelConfig::validate() const {
-  MTL_CHECK(encoder == "resnet18" || encoder == "resnet34", "model.encoder: '", encoder,
-            "' is not supported (expected resnet18 or resnet34)");
+  MTL_CHECK(encoder == "resnet18" || encoder == "resnet34" || encoder == "resnet50", "model.encoder: '", encoder,
+            "' is not supported (expected resnet18, resnet34 or resnet50)");
   MTL_CHECK(block == "basic" || block == "nbt1d", "model.block: '", block, "' (expected basic or nbt1d)");
   MTL_CHECK(context == "ppm" || context == "appm" || context == "none", "model.context: '", context,
             "' (expected ppm, appm or none)");

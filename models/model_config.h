@@ -9,7 +9,7 @@
 namespace mtl::models {
 
 struct ModelConfig {
-  std::string encoder = "resnet34";  // resnet18 | resnet34
+  std::string encoder = "resnet34";  // resnet18 | resnet34 | resnet50 (bottleneck blocks)
   std::string block = "nbt1d";       // basic | nbt1d
   std::string context = "ppm";       // ppm | appm | none
   std::string upsampling = "learned";  // learned | bilinear | nearest

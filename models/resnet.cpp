@@ -8,8 +8,10 @@ namespace mtl::models {
 
 ResNetEncoder::ResNetEncoder(const ModelConfig& cfg, int64_t in_channels, Generator& gen) {
   const nn::NormKind norm = nn::parse_norm(cfg.norm);
+  // ResNet50 has ResNet34's block counts with bottleneck blocks (4x wider outputs).
   const int blocks18[4] = {2, 2, 2, 2}, blocks34[4] = {3, 4, 6, 3};
   const int* blocks = cfg.encoder == "resnet18" ? blocks18 : blocks34;
+  const bool bottleneck = cfg.encoder == "resnet50";
   ch_[0] = cfg.ch(64);
   nn::Conv2dOptions o;
   o.in = in_channels, o.out = ch_[0], o.kernel = {7, 7}, o.stride = {2, 2}, o.padding = {3, 3}, o.bias = false;
@@ -17,11 +19,14 @@ ResNetEncoder::ResNetEncoder(const ModelConfig& cfg, int64_t in_channels, Genera
   bn1 = register_module("bn1", nn::make_norm(norm, ch_[0]));
   int64_t in = ch_[0];
   for (int i = 1; i <= 4; ++i) {
-    ch_[i] = cfg.ch(64 << (i - 1));
+    const int64_t planes = cfg.ch(64 << (i - 1));
+    ch_[i] = bottleneck ? planes * Bottleneck::kExpansion : planes;
     auto seq = std::make_shared<nn::Sequential>();
     for (int b = 0; b < blocks[i - 1]; ++b) {
       const int64_t stride = (i > 1 && b == 0) ? 2 : 1;
-      if (cfg.block == "nbt1d")
+      if (bottleneck)
+        seq->push_back(std::make_shared<Bottleneck>(in, planes, stride, norm, gen));
+      else if (cfg.block == "nbt1d")
         seq->push_back(std::make_shared<NonBottleneck1D>(in, ch_[i], stride, norm, gen));
       else
         seq->push_back(std::make_shared<BasicBlock>(in, ch_[i], stride, norm, gen));

@@ -36,6 +36,25 @@ Tensor BasicBlock::forward(const Tensor& x) {
   return ops::relu(ops::add(out, identity));
 }
 
+Bottleneck::Bottleneck(int64_t in, int64_t planes, int64_t stride, nn::NormKind norm, Generator& gen) {
+  const int64_t out = planes * kExpansion;
+  conv1 = register_module("conv1", conv(in, planes, {1, 1}, {1, 1}, {0, 0}, false, gen));
+  bn1 = register_module("bn1", nn::make_norm(norm, planes));
+  conv2 = register_module("conv2", conv(planes, planes, {3, 3}, {stride, stride}, {1, 1}, false, gen));
+  bn2 = register_module("bn2", nn::make_norm(norm, planes));
+  conv3 = register_module("conv3", conv(planes, out, {1, 1}, {1, 1}, {0, 0}, false, gen));
+  bn3 = register_module("bn3", nn::make_norm(norm, out));
+  if (stride != 1 || in != out) downsample = register_module("downsample", make_downsample(in, out, stride, norm, gen));
+}
+
+Tensor Bottleneck::forward(const Tensor& x) {
+  Tensor out = ops::relu(bn1->forward(conv1->forward(x)));
+  out = ops::relu(bn2->forward(conv2->forward(out)));
+  out = bn3->forward(conv3->forward(out));
+  Tensor identity = downsample ? downsample->forward(x) : x;
+  return ops::relu(ops::add(out, identity));
+}
+
 NonBottleneck1D::NonBottleneck1D(int64_t in, int64_t planes, int64_t stride, nn::NormKind norm, Generator& gen) {
   conv3x1_1 = register_module("conv3x1_1", conv(in, planes, {3, 1}, {stride, 1}, {1, 0}, true, gen));
   conv1x3_1 = register_module("conv1x3_1", conv(planes, planes, {1, 3}, {1, stride}, {0, 1}, true, gen));

@@ -27,6 +27,19 @@ class NonBottleneck1D : public nn::Module {
   std::shared_ptr<nn::Sequential> downsample;
 };
 
+// torchvision's ResNet "v1.5" bottleneck, as ESANet's ResNet50 uses it: conv1x1 -> norm -> relu
+// -> conv3x3 (stride here) -> norm -> relu -> conv1x1 to 4x planes -> norm (+ identity or
+// downsample) -> relu.
+class Bottleneck : public nn::Module {
+ public:
+  static constexpr int64_t kExpansion = 4;
+  Bottleneck(int64_t in, int64_t planes, int64_t stride, nn::NormKind norm, Generator& gen);
+  Tensor forward(const Tensor& x) override;
+  std::shared_ptr<nn::Conv2d> conv1, conv2, conv3;
+  nn::ModulePtr bn1, bn2, bn3;
+  std::shared_ptr<nn::Sequential> downsample;
+};
+
 // The downsample shortcut: conv1x1 (stride, no bias) + norm, as children "0" and "1".
 std::shared_ptr<nn::Sequential> make_downsample(int64_t in, int64_t out, int64_t stride, nn::NormKind norm,
                                                 Generator& gen);

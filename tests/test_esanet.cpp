@@ -50,6 +50,31 @@ TEST_CASE("block and module parameter counts match the reference implementation"
   CHECK(models::ContextModule(full, 512, 512, g).num_parameters() == 788480);
 }
 
+TEST_CASE("the ResNet-50 encoder has torchvision's bottleneck layout") {
+  ModelConfig c;
+  c.encoder = "resnet50";
+  Generator g(1);
+  models::ResNetEncoder rgb(c, 3, g);
+  // torchvision's resnet50 has 25,557,032 parameters, of which the classifier holds 2,049,000.
+  CHECK(rgb.num_parameters() == 23508032);
+  CHECK(rgb.channels(0) == 64);
+  CHECK(rgb.channels(1) == 256);
+  CHECK(rgb.channels(4) == 2048);
+  auto sd = rgb.state_dict();
+  CHECK(sd.at("layer1.0.downsample.0.weight").shape() == Shape{256, 64, 1, 1});
+  CHECK(sd.at("layer3.5.conv3.weight").shape() == Shape{1024, 256, 1, 1});
+  CHECK(sd.at("layer2.0.conv2.weight").shape() == Shape{128, 128, 3, 3});  // v1.5: stride in the 3x3
+  // The whole multi-task model at a narrow width runs and fuses at 64/256/512/1024/2048 x width.
+  ModelConfig n = narrow();
+  n.encoder = "resnet50";
+  models::ESANet m(n);
+  CHECK(m.se_layer[4]->se_rgb->fc->children().size() == 4);
+  CHECK(m.state_dict().at("se_layer4.se_rgb.fc.0.weight").shape() == Shape{8, 128, 1, 1});
+  auto out = m.forward(test::randn({2, 3, 64, 96}), test::randn({2, 1, 64, 96}));
+  CHECK(out.semantic.shape() == Shape{2, 7, 64, 96});
+  CHECK(out.depth.shape() == Shape{2, 1, 64, 96});
+}
+
 TEST_CASE("state dict names follow the reference implementation") {
   models::ESANet m(narrow());
   auto sd = m.state_dict();
@@ -112,7 +137,7 @@ TEST_CASE("bad inputs and configurations are reported clearly") {
   CHECK_THROWS_WITH_AS(m.forward(zeros({1, 3, 60, 96}), zeros({1, 1, 60, 96})), doctest::Contains("multiple of 32"), Error);
   CHECK_THROWS_WITH_AS(m.forward(zeros({1, 4, 64, 96}), zeros({1, 1, 64, 96})), doctest::Contains("is not [N, 3, H, W]"), Error);
   ModelConfig c = narrow();
-  c.encoder = "resnet50";
+  c.encoder = "resnet101";
   CHECK_THROWS_WITH_AS(models::ESANet{c}, doctest::Contains("model.encoder"), Error);
   c = narrow();
   c.semantic = false, c.depth_head = "light";
@@ -123,6 +148,12 @@ TEST_CASE("gradcheck: NonBottleneck1D, stride 2 with downsample (batchnorm, trai
   Generator g(2);
   models::NonBottleneck1D b(3, 4, 2, nn::NormKind::batchnorm, g);
   check_block_grads(b, {2, 3, 5, 7}, [](nn::Module& m, const Tensor& x) { return m.forward(x); });
+}
+
+TEST_CASE("gradcheck: Bottleneck with stride 2 and downsample") {
+  Generator g(2);
+  models::Bottleneck b(3, 2, 2, nn::NormKind::batchnorm, g);
+  check_block_grads(b, {2, 3, 5, 5}, [](nn::Module& m, const Tensor& x) { return m.forward(x); });
 }
 
 TEST_CASE("gradcheck: BasicBlock with groupnorm") {

@@ -374,7 +374,8 @@ const std::vector<Field>& fields() {
                                 "files, sizes that disagree, label values out of range): fail (one error\n"
                                 "listing all of them) or skip (drop them with a warning that lists them)."));
     // model
-    f.push_back(f_enum<Encoder>("model.encoder", ACC(model.encoder), "Encoder depth for both the RGB and the depth branch: resnet18 or resnet34."));
+    f.push_back(f_enum<Encoder>("model.encoder", ACC(model.encoder), "Encoder depth for both the RGB and the depth branch: resnet18, resnet34 or resnet50\n"
+                                                    "(resnet50 always uses bottleneck blocks; model.block is ignored for it)."));
     f.push_back(f_enum<Block>("model.block", ACC(model.block), "Encoder residual block: basic (ResNet) or nbt1d (ESANet's NonBottleneck1D)."));
     f.push_back(f_enum<Context>("model.context", ACC(model.context), "Context module after the encoder: ppm (bins 1, 5), appm (adaptive bins) or none."));
     f.push_back(f_int("model.num_classes", ACC(model.num_classes), 1, 65535, "Semantic classes; must equal the length of data.classes."));

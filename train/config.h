@@ -16,7 +16,7 @@
 namespace mtl::train {
 
 // Enums are parsed from and written as the names listed in EnumNames<E> (same order as the values).
-enum class Encoder { resnet18, resnet34 };
+enum class Encoder { resnet18, resnet34, resnet50 };
 enum class Block { basic, nbt1d };
 enum class Context { ppm, appm, none };
 enum class Upsampling { learned, bilinear, nearest };
@@ -39,7 +39,7 @@ struct EnumNames;
   struct EnumNames<E> {                                               \
     static constexpr std::string_view names[] = {__VA_ARGS__};        \
   };
-MTL_ENUM_NAMES(Encoder, "resnet18", "resnet34")
+MTL_ENUM_NAMES(Encoder, "resnet18", "resnet34", "resnet50")
 MTL_ENUM_NAMES(Block, "basic", "nbt1d")
 MTL_ENUM_NAMES(Context, "ppm", "appm", "none")
 MTL_ENUM_NAMES(Upsampling, "learned", "bilinear", "nearest")
