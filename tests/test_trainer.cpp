@@ -223,6 +223,14 @@ TEST_CASE("validation every N steps besides the epoch ends") {
   CHECK(fs::exists(root / "r" / "visuals" / "step0000004_0.png"));
 }
 
+TEST_CASE("bad data leaves no run folder behind") {
+  test::TempDir tmp("trainer_baddata");
+  Config c = tiny_config();
+  c.data.root = (tmp.path / "nowhere").string();
+  CHECK_THROWS_WITH_AS(run_training(c, quiet_opts(tmp.path / "r")), doctest::Contains("nowhere"), Error);
+  CHECK_FALSE(fs::exists(tmp.path / "r"));
+}
+
 TEST_CASE("a run folder that already holds a run is not overwritten") {
   test::TempDir tmp("trainer_exists");
   const fs::path& root = tmp.path;

@@ -117,9 +117,6 @@ TrainSummary run_training(Config cfg, const TrainOptions& opts) {
               "' already holds a run; continue it with --resume ", summary.run_dir, " or choose another --output");
   }
   const std::string run = summary.run_dir;
-  fs::create_directories(run + "/checkpoints");
-  fs::create_directories(run + "/visuals");
-  if (!resume) write_file_atomic(run + "/config.yaml", to_yaml(cfg, true));
 
   // ---- data ----
   const bool semantic = cfg.model.has_task(Task::semantic);
@@ -127,8 +124,6 @@ TrainSummary run_training(Config cfg, const TrainOptions& opts) {
   ScanResult train_scan = scan_split(cfg.data, "train", semantic);
   ScanResult val_scan = scan_split(cfg.data, "val", semantic);
   DatasetStats stats = load_or_compute_stats(train_scan.dataset, default_stats_cache(cfg.data), &train_scan.stats);
-  // mtl_eval and mtl_predict standardise depth with exactly these statistics, wherever the data went.
-  save_stats(run + "/mtl_stats.json", stats, train_scan.dataset);
   std::vector<double> weights;
   if (semantic) weights = class_weights(cfg.loss, stats, cfg.model.num_classes);
   Loader train_loader(train_scan.dataset, stats, LoaderOptions::training(cfg, device));
@@ -178,6 +173,13 @@ TrainSummary run_training(Config cfg, const TrainOptions& opts) {
     }
   }
 
+  // The run folder is made only now, once the data, the model and any checkpoint have been read,
+  // so that bad input leaves nothing behind.
+  fs::create_directories(run + "/checkpoints");
+  fs::create_directories(run + "/visuals");
+  if (!resume) write_file_atomic(run + "/config.yaml", to_yaml(cfg, true));
+  // mtl_eval and mtl_predict standardise depth with exactly these statistics, wherever the data went.
+  save_stats(run + "/mtl_stats.json", stats, train_scan.dataset);
   MetricsLog metrics(run + "/metrics.jsonl");
   EventWriter events(run);
   const std::vector<std::string> tasks = objective.tasks();
