@@ -6,9 +6,10 @@
 // into one scale and shift per (n, c): y = x * a + b, a = gamma[c] * rstd, b = beta[c] - mean * a.
 // gamma and beta may be null (scale 1, shift 0).
 //
-// Backward (derivation in docs/group_norm_backward.md): per (n, c) sums ds = sum(dy * x) and
-// db = sum(dy) over HW; per (n, g) coefficients c1, c2; dx = a * dy + c1 * x + c2; dgamma and dbeta
-// from the per-(n, c) sums by a fixed-order loop over N. dx, dgamma and dbeta may each be null
+// Backward (derivation in docs/group_norm_backward.md): per (n, c) sums ds = sum(dy * (x - mean))
+// (centred on the saved group mean, so a large common offset does not cancel) and db = sum(dy) over
+// HW; per (n, g) coefficients c1, c2; dx = a * dy + c1 * x + c2; dgamma and dbeta from the
+// per-(n, c) sums by a fixed-order loop over N. dx, dgamma and dbeta may each be null
 // (not wanted). Everything is deterministic: no atomics, every reduction in a fixed order.
 #include <cuda_runtime.h>
 

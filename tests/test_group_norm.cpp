@@ -1,7 +1,7 @@
 // GroupNorm: forward and saved statistics against a two-pass double reference written here, the
-// model's group-count rule, float64 gradient checks on small odd shapes, float32 stability under a
-// large offset, argument errors, and CUDA-vs-CPU parity (both launch plans, the real ESANet
-// shapes at batch 2, bitwise determinism) with poisoned allocations.
+// model's group-count rule, float64 gradient checks on small odd shapes, float32 stability of the
+// forward and the backward under a large offset, argument errors, and CUDA-vs-CPU parity (both
+// launch plans, the real ESANet shapes at batch 2, bitwise determinism) with poisoned allocations.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -141,6 +141,45 @@ void check_parity(const Case& k, bool affine) {
   }
 }
 
+// x = 1e4 + N(0, 1) with every group symmetric about 1e4: x[k] + x[M-1-k] = 2e4 exactly, the
+// values on float32's grid there (steps of 2^-10). The group means are then exactly 1e4 in float32
+// as in float64, so the saved statistics carry no rounding and a float64 run on the same values
+// is the exact answer for the float32 backward. (With plain random data the float32 mean alone,
+// rounded by up to 2^-11 at 1e4, moves dgamma by 2e-4 to 1e-3 relative to a float64 run,
+// consistently with the forward; see docs/group_norm_backward.md.)
+Tensor symmetric_offset_input(const Case& k) {
+  const int64_t m = k.c / k.groups * k.h * k.w, count = k.n * k.c * k.h * k.w;
+  std::vector<double> v = randn({count}, DType::f64).to_f64_vector();
+  for (int64_t base = 0; base < count; base += m) {
+    for (int64_t i = 0; i < m / 2; ++i) {
+      const double z = std::nearbyint(v[base + i] * 1024) / 1024;
+      v[base + i] = 1e4 + z;
+      v[base + m - 1 - i] = 1e4 - z;
+    }
+    if (m % 2) v[base + m / 2] = 1e4;
+  }
+  return from_vector(v, {k.n, k.c, k.h, k.w});  // float32: every value is exact
+}
+
+// The backward of a float32 run against a float64 run on the same values, relative to the largest
+// reference value of each gradient. Summing raw dy * x in float32 and subtracting mean * sum(dy)
+// afterwards is off by 1e-3 or more in dgamma and up to 4e-5 in dx here (measured in a host
+// emulation of the CUDA kernels); the centred sums by about 1e-7 in dgamma and a few 1e-6 in dx,
+// where fma(c1, x, c2) rounds relative to |c1 * mean| as the forward's fold does.
+void check_offset_backward(const Grads& got, const Grads& ref, double dx_tol, double param_tol) {
+  CHECK_CLOSE(got.dx, ref.dx, dx_tol * max_abs(ref.dx), 0);
+  CHECK_CLOSE(got.dw, ref.dw, param_tol * max_abs(ref.dw), 0);
+  CHECK_CLOSE(got.db, ref.db, param_tol * max_abs(ref.db), 0);
+}
+
+Grads run_f64(const Tensor& x, int64_t groups, const Tensor& w, const Tensor& b, const Tensor& dy) {
+  return run(ops::to(x, DType::f64), groups, ops::to(w, DType::f64), ops::to(b, DType::f64), ops::to(dy, DType::f64));
+}
+
+// About 1e3 values per channel (fused plan on the device, float4 and scalar loads) and a group
+// larger than one block (split plan).
+const Case kOffsetCases[] = {{2, 8, 32, 32, 4}, {2, 6, 33, 31, 3}, {2, 4, 120, 160, 2}};
+
 }  // namespace
 
 TEST_CASE("group_norm forward and statistics match a two-pass reference") {
@@ -262,6 +301,19 @@ TEST_CASE("group_norm float32 statistics survive a large offset") {
   CHECK_CLOSE(o.y, ref.y, 4e-3, 1e-3);
 }
 
+TEST_CASE("group_norm float32 backward survives a large offset") {
+  // The CPU twin accumulates in double: its float32 gradients are the float64 ones, rounded.
+  for (const Case& k : kOffsetCases) {
+    INFO(case_str(k));
+    Tensor x = symmetric_offset_input(k), dy = randn({k.n, k.c, k.h, k.w});
+    Tensor w = ops::add_scalar(test::rand({k.c}, 0.0, 1.0), 0.5), b = randn({k.c});
+    Grads f32 = run(x, k.groups, w, b, dy);
+    Grads f64 = run_f64(x, k.groups, w, b, dy);
+    CHECK_CLOSE(f32.mean, ops::add_scalar(zeros({k.n, k.groups}), 1e4), 0, 0);  // the premise
+    check_offset_backward(f32, f64, 1e-6, 1e-6);
+  }
+}
+
 TEST_CASE("group_norm: errors name the tensor and what was expected") {
   Tensor x = zeros({2, 6, 4, 4});
   CHECK_THROWS_WITH_AS(ops::group_norm(x, 4, Tensor(), Tensor()),
@@ -357,6 +409,27 @@ TEST_SUITE("cuda") {
       CHECK_CLOSE(o.mean, ref.mean, 1e-3, 0);  // the float32 mean itself is rounded to ~5e-4 at 1e4
       CHECK_CLOSE(o.rstd, ref.rstd, 0, 1e-4);
       CHECK_CLOSE(o.y, ref.y, 4e-3, 1e-3);
+    }
+  }
+
+  TEST_CASE("cuda: group_norm float32 backward survives a large offset") {
+    MTL_REQUIRE_CUDA();
+    test::PoisonGuard poison;
+    for (const Case& k : kOffsetCases) {
+      INFO(case_str(k));
+      Tensor x = symmetric_offset_input(k), dy = randn({k.n, k.c, k.h, k.w});
+      Tensor w = ops::add_scalar(test::rand({k.c}, 0.0, 1.0), 0.5), b = randn({k.c});
+      Grads f64 = run_f64(x, k.groups, w, b, dy);
+      Grads cpu = run(x, k.groups, w, b, dy);
+      Grads gpu = run(x.cuda(), k.groups, w.cuda(), b.cuda(), dy.cuda());
+      CHECK(gpu.dx.is_cuda());
+      CHECK_CLOSE(gpu.mean, ops::add_scalar(zeros({k.n, k.groups}), 1e4), 0, 0);  // the premise
+      check_offset_backward(gpu, f64, 2e-5, 1e-5);
+      check_offset_backward(gpu, cpu, 2e-5, 1e-5);  // parity with the CPU twin
+      Grads again = run(x.cuda(), k.groups, w.cuda(), b.cuda(), dy.cuda());
+      CHECK_BITWISE(again.dx, gpu.dx);
+      CHECK_BITWISE(again.dw, gpu.dw);
+      CHECK_BITWISE(again.db, gpu.db);
     }
   }
 

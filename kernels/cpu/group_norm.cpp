@@ -53,12 +53,14 @@ void group_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
                          const T* gamma, const GroupNormDims& d) {
   const int64_t C = d.c, G = d.groups, D = d.group_channels(), M = d.group_size(), NG = d.n * G;
   const double inv_m = M > 0 ? 1.0 / static_cast<double>(M) : 0.0;
-  // Per (n, c): ds = sum(dy * x), db = sum(dy) over HW; laid out as [N * C] so that row n*C + c
-  // is channel c of sample n, which is also group (n*G + c/D)'s channel c % D.
+  // Per (n, c): ds = sum(dy * (x - mean)), db = sum(dy) over HW, laid out as [N * C] so that row
+  // n*C + c is channel c of sample n, which is also group (n*G + c/D)'s channel c % D. ds is
+  // centred on the saved group mean, as on the device (see docs/group_norm_backward.md).
   std::vector<double> ds(static_cast<size_t>(d.n * C)), db(static_cast<size_t>(d.n * C));
 #pragma omp parallel for schedule(static) if (NG * M > 32768)
   for (int64_t ng = 0; ng < NG; ++ng) {
     const int64_t c0 = (ng % G) * D;
+    const double mu = mean[ng], r = rstd[ng];
     double gs = 0, gb = 0;  // sum over the group's channels of gamma * ds and gamma * db
     for (int64_t j = 0; j < D; ++j) {
       const int64_t row = ng * D + j;
@@ -66,7 +68,7 @@ void group_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
       const T* gc = dy + row * d.hw;
       double s = 0, b = 0;
       for (int64_t i = 0; i < d.hw; ++i) {
-        s += static_cast<double>(gc[i]) * xc[i];
+        s += static_cast<double>(gc[i]) * (xc[i] - mu);
         b += gc[i];
       }
       ds[row] = s;
@@ -76,8 +78,7 @@ void group_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
       gb += w * b;
     }
     if (!dx) continue;
-    const double mu = mean[ng], r = rstd[ng];
-    const double c1 = (gb * mu - gs) * r * r * r * inv_m;
+    const double c1 = -gs * r * r * r * inv_m;
     const double c2 = -c1 * mu - gb * r * inv_m;
     for (int64_t j = 0; j < D; ++j) {
       const int64_t row = ng * D + j;
@@ -94,7 +95,7 @@ void group_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
     double sg = 0, sb = 0;
     for (int64_t n = 0; n < d.n; ++n) {
       const int64_t row = n * C + c, ng = n * G + c / D;
-      sg += (ds[row] - static_cast<double>(mean[ng]) * db[row]) * static_cast<double>(rstd[ng]);
+      sg += ds[row] * static_cast<double>(rstd[ng]);
       sb += db[row];
     }
     if (dgamma) dgamma[c] = static_cast<T>(sg);

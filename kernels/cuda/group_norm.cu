@@ -14,7 +14,9 @@
 // shift is exact for data near it (Sterbenz) and keeps the running mean small, so a large common
 // offset (1e4 + N(0,1)) loses no precision to the running mean's rounding. Partial Welford states
 // are combined with Chan's formula in a fixed pattern (warp shuffles, then warps in order, then
-// blocks in order): no atomics anywhere, every result is deterministic.
+// blocks in order): no atomics anywhere, every result is deterministic. The backward is offset-safe
+// the same way: its per-channel sums are centred, sum(dy * (x - mean)) with the saved mean (x - mean
+// is exact for x near the mean), so no large sum(dy * x) has to cancel against mean * sum(dy).
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/group_norm.h"
@@ -291,8 +293,9 @@ __global__ void __launch_bounds__(kThreads)
 // ---- backward, fused plan ---------------------------------------------------------------------
 
 // One block per (n, g). Phase 1: teams of 2^team_log2 threads reduce one channel each per round,
-// giving ds = sum(dy * x) and db = sum(dy) per (n, c), written to dsdb. Phase 2: the group's
-// coefficients from those sums. Phase 3: dx = a * dy + c1 * x + c2 (skipped when dx is null).
+// giving the centred ds = sum(dy * (x - mean)) and db = sum(dy) per (n, c), written to dsdb.
+// Phase 2: the group's coefficients from those sums. Phase 3: dx = a * dy + c1 * x + c2 (skipped
+// when dx is null).
 template <bool Vec>
 __global__ void __launch_bounds__(kFusedThreads)
     gn_bwd_fused(float* __restrict__ dx, float* dsdb, const float* __restrict__ dy, const float* __restrict__ x,
@@ -307,6 +310,7 @@ __global__ void __launch_bounds__(kFusedThreads)
   const int team = tid >> team_log2, tl = tid & (team_size - 1);
   const float* xg = x + ng * m;
   const float* gg = dy + ng * m;
+  const float mu = mean[ng];
   const int rounds = (d + teams - 1) / teams;  // the same for every thread: barriers stay uniform
   for (int rnd = 0; rnd < rounds; ++rnd) {
     const int j = rnd * teams + team;
@@ -319,12 +323,12 @@ __global__ void __launch_bounds__(kFusedThreads)
         const float4* g4 = reinterpret_cast<const float4*>(gc);
         for (int i = tl; i < hw / 4; i += team_size) {
           const float4 u = g4[i], v = x4[i];
-          s += (u.x * v.x + u.y * v.y) + (u.z * v.z + u.w * v.w);
+          s += (u.x * (v.x - mu) + u.y * (v.y - mu)) + (u.z * (v.z - mu) + u.w * (v.w - mu));
           b += (u.x + u.y) + (u.z + u.w);
         }
       } else {
         for (int i = tl; i < hw; i += team_size) {
-          s += gc[i] * xc[i];
+          s += gc[i] * (xc[i] - mu);
           b += gc[i];
         }
       }
@@ -355,8 +359,8 @@ __global__ void __launch_bounds__(kFusedThreads)
   gb = block_sum<kFusedThreads>(gb);
   const float r = rstd[ng];
   if (tid == 0) {
-    const float mu = mean[ng], inv_m = m > 0 ? 1.f / static_cast<float>(m) : 0.f;
-    const float c1 = (gb * mu - gs) * r * r * r * inv_m;
+    const float inv_m = m > 0 ? 1.f / static_cast<float>(m) : 0.f;
+    const float c1 = -gs * r * r * r * inv_m;
     coef[0] = c1;
     coef[1] = -c1 * mu - gb * r * inv_m;
   }
@@ -384,12 +388,13 @@ __global__ void __launch_bounds__(kFusedThreads)
 
 // ---- backward, split plan ---------------------------------------------------------------------
 
-// Block row*tiles + t: sums of dy * x and dy over tile t of row (n, c) -> part[2 * block].
+// Block row*tiles + t: sums of dy * (x - mean) and dy over tile t of row (n, c) -> part[2 * block].
 template <bool Vec>
 __global__ void __launch_bounds__(kThreads)
-    gn_bwd_row_partials(float* __restrict__ part, const float* __restrict__ dy, const float* __restrict__ x, int64_t hw,
-                        int64_t tiles) {
+    gn_bwd_row_partials(float* __restrict__ part, const float* __restrict__ dy, const float* __restrict__ x,
+                        const float* __restrict__ mean, int64_t hw, int64_t d, int64_t tiles) {
   const int64_t blk = blockIdx.x, row = blk / tiles, t = blk % tiles;
+  const float mu = mean[row / d];
   const float* xr = x + row * hw;
   const float* gr = dy + row * hw;
   const int64_t begin = t * kTile, end = std::min(hw, begin + kTile);
@@ -405,7 +410,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int k = 0; k < kTileVec; ++k)
       if (first + k * kThreads < e4) {
-        s += (u[k].x * v[k].x + u[k].y * v[k].y) + (u[k].z * v[k].z + u[k].w * v[k].w);
+        s += (u[k].x * (v[k].x - mu) + u[k].y * (v[k].y - mu)) + (u[k].z * (v[k].z - mu) + u[k].w * (v[k].w - mu));
         b += (u[k].x + u[k].y) + (u[k].z + u[k].w);
       }
   } else {
@@ -416,7 +421,7 @@ __global__ void __launch_bounds__(kThreads)
       if (first + k * kThreads < end) u[k] = gr[first + k * kThreads], v[k] = xr[first + k * kThreads];
 #pragma unroll
     for (int k = 0; k < kTileScalar; ++k)
-      if (first + k * kThreads < end) s += u[k] * v[k], b += u[k];
+      if (first + k * kThreads < end) s += u[k] * (v[k] - mu), b += u[k];
   }
   s = block_sum<kThreads>(s);
   b = block_sum<kThreads>(b);
@@ -453,7 +458,7 @@ __global__ void gn_bwd_group_coeffs(float* __restrict__ dsdb, float* __restrict_
   gb = warp_sum(gb);
   if (lane == 0) {
     const float mu = mean[ng], r = rstd[ng], inv_m = 1.f / static_cast<float>(m);
-    const float c1 = (gb * mu - gs) * r * r * r * inv_m;
+    const float c1 = -gs * r * r * r * inv_m;
     coef[2 * ng] = c1;
     coef[2 * ng + 1] = -c1 * mu - gb * r * inv_m;
   }
@@ -502,18 +507,16 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- parameter gradients ----------------------------------------------------------------------
 
-// One thread per channel, summing over the batch in order: dgamma = sum_n rstd*(ds - mean*db),
-// dbeta = sum_n db. Deterministic, and cheap (N * C values).
+// One thread per channel, summing over the batch in order: dgamma = sum_n rstd * ds (ds is already
+// centred on the group mean), dbeta = sum_n db. Deterministic, and cheap (N * C values).
 __global__ void gn_param_grads(float* __restrict__ dgamma, float* __restrict__ dbeta, const float* __restrict__ dsdb,
-                               const float* __restrict__ mean, const float* __restrict__ rstd, int64_t n, int64_t c,
-                               int64_t d, int64_t groups) {
+                               const float* __restrict__ rstd, int64_t n, int64_t c, int64_t d, int64_t groups) {
   MTL_GRID_LOOP(ch, c) {
     float sg = 0.f, sb = 0.f;
     for (int64_t i = 0; i < n; ++i) {
       const int64_t row = i * c + ch, ng = i * groups + ch / d;
-      const float ds = dsdb[2 * row], db = dsdb[2 * row + 1];
-      sg += (ds - mean[ng] * db) * rstd[ng];
-      sb += db;
+      sg += dsdb[2 * row] * rstd[ng];
+      sb += dsdb[2 * row + 1];
     }
     if (dgamma) dgamma[ch] = sg;
     if (dbeta) dbeta[ch] = sb;
@@ -600,9 +603,9 @@ void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
     float* coef = part + 2 * rows * p.tiles;
     const unsigned row_grid = grid_of(rows * p.tiles, "the backward sums");
     if (vec)
-      gn_bwd_row_partials<true><<<row_grid, kThreads, 0, s>>>(part, dy, x, d.hw, p.tiles);
+      gn_bwd_row_partials<true><<<row_grid, kThreads, 0, s>>>(part, dy, x, mean, d.hw, dch, p.tiles);
     else
-      gn_bwd_row_partials<false><<<row_grid, kThreads, 0, s>>>(part, dy, x, d.hw, p.tiles);
+      gn_bwd_row_partials<false><<<row_grid, kThreads, 0, s>>>(part, dy, x, mean, d.hw, dch, p.tiles);
     MTL_CUDA_LAUNCH_CHECK();
     const unsigned coef_grid = grid_of((ngroups_total * 32 + kThreads - 1) / kThreads, "the backward coefficients");
     gn_bwd_group_coeffs<<<coef_grid, kThreads, 0, s>>>(dsdb, coef, part, mean, rstd, gamma, ngroups_total, d.groups,
@@ -617,7 +620,7 @@ void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
     }
   }
   if (params && d.c > 0) {
-    gn_param_grads<<<blocks_for(d.c), kThreads, 0, s>>>(dgamma, dbeta, dsdb, mean, rstd, d.n, d.c, dch, d.groups);
+    gn_param_grads<<<blocks_for(d.c), kThreads, 0, s>>>(dgamma, dbeta, dsdb, rstd, d.n, d.c, dch, d.groups);
     MTL_CUDA_LAUNCH_CHECK();
   }
 }
