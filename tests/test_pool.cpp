@@ -15,6 +15,7 @@
 #include "tests/support/random.h"
 
 using namespace mtl;
+using mtl::test::grad_of;
 using mtl::test::randn;
 using mtl::test::randn_grad;
 using P2 = std::array<int64_t, 2>;
@@ -134,14 +135,6 @@ Tensor max_grad_ref(const Shape& xs, const Tensor& gy, const std::vector<int64_t
   return from_vector(gx, xs, DType::f64);
 }
 
-// x.grad after backward of f(x) with upstream gradient gy.
-template <typename F>
-Tensor grad_of(const Tensor& x_in, const Tensor& gy, F&& f) {
-  Tensor x = x_in.detach().clone();
-  x.set_requires_grad(true);
-  f(x).backward(gy);
-  return x.grad();
-}
 
 struct WindowCase {
   Shape shape;

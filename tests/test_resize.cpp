@@ -13,6 +13,7 @@
 #include "tests/support/random.h"
 
 using namespace mtl;
+using mtl::test::grad_of;
 using mtl::test::randn;
 using mtl::test::randn_grad;
 
@@ -88,13 +89,6 @@ Tensor bilinear_grad_ref(const Shape& xs, const Tensor& gy) {
   return from_vector(gx, xs, DType::f64);
 }
 
-template <typename F>
-Tensor grad_of(const Tensor& x_in, const Tensor& gy, F&& f) {
-  Tensor x = x_in.detach().clone();
-  x.set_requires_grad(true);
-  f(x).backward(gy);
-  return x.grad();
-}
 
 struct Case {
   Shape shape;

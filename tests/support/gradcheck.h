@@ -26,6 +26,16 @@ struct GradcheckResult {
 GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,
                           const std::vector<Tensor>& inputs, GradcheckOptions opts = {});
 
+// The gradient of x after backpropagating `gy` through f(x), for a fresh leaf copy of x (any
+// device): compares backward passes against references and across devices.
+template <typename F>
+Tensor grad_of(const Tensor& x_in, const Tensor& gy, F&& f) {
+  Tensor x = x_in.detach().clone();
+  x.set_requires_grad(true);
+  f(x).backward(gy);
+  return x.grad();
+}
+
 }  // namespace mtl::test
 
 #define CHECK_GRADCHECK(...)                                   \
