@@ -7,7 +7,10 @@
 // - in float32, tensor by tensor within 2e-3 relative (2-norms). Elementwise float32 bounds do
 //   not fit a whole network: batch statistics over 2x3 maps amplify rounding unevenly, and a conv
 //   bias in front of a norm has a true gradient of ~0, so gradients are measured against
-//   max(||ref||, 1e-3 * ||all gradients||).
+//   max(||ref||, 1e-3 * ||all gradients||). GroupNorm's gradients get 1e-2: its groups over 2x3
+//   maps are ill-conditioned, so float32 rounding anywhere upstream is amplified. Measured on a
+//   2-core Xeon (OpenBLAS 0.3.21): worst GroupNorm gradient 1.3e-3 with one OpenBLAS thread and
+//   4.4e-3 with two (the GEMMs then sum in another order); BatchNorm's worst is 5e-4 either way.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -46,7 +49,7 @@ Tensor downsample_labels(const Tensor& labels, int64_t h, int64_t w) {
 }
 
 // float64: elementwise; float32: norm-wise relative error, against `floor` for tiny references.
-void check_tensor(const Tensor& out, const Tensor& ref, DType dt, double floor = 0) {
+void check_tensor(const Tensor& out, const Tensor& ref, DType dt, double floor = 0, double tol = 2e-3) {
   if (dt == DType::f64) {
     CHECK_CLOSE(out, ref, 1e-9, 1e-9);
     return;
@@ -54,7 +57,7 @@ void check_tensor(const Tensor& out, const Tensor& ref, DType dt, double floor =
   double rn = std::sqrt(std::max(0.0, [&] { double s = 0; for (double v : ref.to_f64_vector()) s += v * v; return s; }()));
   double err = test::relative_error(out, ref) * rn / std::max(rn, floor);
   INFO("relative error " << err << " of " << out.describe());
-  CHECK(err <= 2e-3);
+  CHECK(err <= tol);
 }
 
 double norm_of_all(const std::map<std::string, Tensor>& ts) {
@@ -107,11 +110,12 @@ void check_variant(const std::string& norm, const std::string& p, DType dt) {
 
   loss.backward();
   const double grad_floor = 1e-3 * norm_of_all(with_prefix(p + "grad/"));
+  const double grad_tol = norm == "groupnorm" ? 1e-2 : 2e-3;
   int compared = 0;
   for (auto& [name, param] : model.named_parameters()) {
     INFO("gradient of " << name);
     REQUIRE(param.grad().defined());
-    check_tensor(param.grad(), get(p + "grad/" + name), dt, grad_floor);
+    check_tensor(param.grad(), get(p + "grad/" + name), dt, grad_floor, grad_tol);
     ++compared;
   }
   CHECK(compared == static_cast<int>(with_prefix(p + "grad/").size()));

@@ -18,6 +18,10 @@
     }                                                                             \
   } while (0)
 
+// Cases that need the GPU itself (cuDNN or cuBLAS, or shapes far too large for the CPU execution
+// layer) begin with MTL_REQUIRE_GPU() instead; on a real device it is MTL_REQUIRE_CUDA().
+#define MTL_REQUIRE_GPU() MTL_REQUIRE_CUDA()
+
 namespace mtl::test {
 // Poisons every allocation for the lifetime of the guard, so outputs a kernel leaves unwritten
 // read as NaN and fail comparisons.
