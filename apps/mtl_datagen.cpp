@@ -1,16 +1,14 @@
 // mtl_datagen: writes the procedural greenhouse RGB-D data set that the demo trains on.
 #include <CLI/CLI.hpp>
-#include <omp.h>
-
-#include "apps/app_env.h"
 
 #include <cstdio>
 #include <exception>
 
+#include "apps/app_env.h"
 #include "core/error.h"
-
-#include "train/config.h"
-#include "train/datagen.h"
+#include "kernels/threads.h"
+#include "train/config/config.h"
+#include "train/data/synthetic/datagen.h"
 
 int main(int argc, char** argv) {
   mtl::apps::use_passive_openmp(argv);
@@ -36,7 +34,7 @@ int main(int argc, char** argv) {
     auto s = parse_size(size);
     if (!s) throw mtl::Error("--size '" + size + "' is not WIDTHxHEIGHT (e.g. 160x128)");
     opt.size = *s;
-    if (threads > 0) omp_set_num_threads(threads);
+    mtl::kernels::set_cpu_threads(threads);
     const DatagenSummary sum = generate_dataset(opt);
     std::printf("mtl_datagen: wrote %lld frames of %s to %s in %.2f s\n", static_cast<long long>(sum.frames),
                 size.c_str(), opt.out.c_str(), sum.seconds);

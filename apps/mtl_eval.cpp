@@ -9,9 +9,10 @@
 
 #include "apps/app_env.h"
 #include "core/error.h"
-#include "train/eval_tool.h"
-#include "train/inference.h"
-#include "train/run_log.h"
+#include "train/eval/eval_job.h"
+#include "train/eval/predictor.h"
+#include "train/log/console.h"
+#include "train/run/run_folder.h"
 
 using namespace mtl;
 
@@ -42,10 +43,10 @@ int main(int argc, char** argv) {
   }
 
   try {
-    auto t = train::parse_enum<train::Tta>(tta);
-    MTL_CHECK(t.has_value(), "--tta must be ", train::enum_choices<train::Tta>(), ", got '", tta, "'");
-    auto m = train::parse_enum<train::InferMode>(mode);
-    MTL_CHECK(m.has_value(), "--mode must be ", train::enum_choices<train::InferMode>(), ", got '", mode, "'");
+    auto t = parse_enum<train::Tta>(tta);
+    MTL_CHECK(t.has_value(), "--tta must be ", enum_choices<train::Tta>(), ", got '", tta, "'");
+    auto m = parse_enum<train::InferMode>(mode);
+    MTL_CHECK(m.has_value(), "--mode must be ", enum_choices<train::InferMode>(), ", got '", mode, "'");
     MTL_CHECK(opts.split == "val" || opts.split == "test", "--split must be val or test, got '", opts.split, "'");
     MTL_CHECK(opts.visuals >= 0, "--visuals must be 0 or more, got ", opts.visuals);
     MTL_CHECK(batch_opt->count() == 0 || batch >= 1, "--batch must be at least 1, got ", batch);

@@ -12,8 +12,9 @@
 
 #include "apps/app_env.h"
 #include "core/error.h"
-#include "train/inference.h"
-#include "train/predict.h"
+#include "train/eval/predictor.h"
+#include "train/eval/predict_job.h"
+#include "train/run/run_folder.h"
 
 using namespace mtl;
 

@@ -8,9 +8,9 @@
 
 #include "apps/app_env.h"
 #include "core/error.h"
-#include "core/safetensors.h"
-#include "train/config.h"
-#include "train/trainer.h"
+#include "core/file_io.h"
+#include "train/config/config.h"
+#include "train/engine/train_job.h"
 
 using namespace mtl;
 

@@ -9,6 +9,7 @@
 #include "core/generator.h"
 #include "core/tensor.h"
 #include "kernels/group_norm.h"
+#include "models/norm.h"
 #include "ops/group_norm.h"
 
 using namespace mtl;
@@ -19,7 +20,7 @@ constexpr int64_t kBatch = 8;
 
 kernels::GroupNormDims dims_of(const benchmark::State& state, int64_t batch) {
   const int64_t c = state.range(0);
-  return {batch, c, state.range(1) * state.range(2), ops::group_norm_groups(c)};
+  return {batch, c, state.range(1) * state.range(2), models::group_norm_groups(c)};
 }
 
 int64_t forward_bytes(const kernels::GroupNormDims& d) {

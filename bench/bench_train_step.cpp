@@ -15,8 +15,8 @@
 #include "kernels/threads.h"
 #include "models/esanet.h"
 #include "ops/ops.h"
-#include "train/adamw.h"
-#include "train/balancer.h"
+#include "train/optim/adamw.h"
+#include "train/objective/balancer.h"
 
 using namespace mtl;
 
@@ -24,21 +24,23 @@ namespace {
 
 struct Setup {
   models::ModelConfig cfg;
+  models::BuildOptions build;
   int64_t batch;
 };
 
 Setup paper_r34() {
   Setup s;
-  s.cfg.encoder = "resnet34", s.cfg.block = "nbt1d", s.cfg.num_classes = 7;
-  s.cfg.input_height = 480, s.cfg.input_width = 640;
+  s.cfg.encoder = models::Encoder::resnet34, s.cfg.block = models::Block::nbt1d, s.cfg.num_classes = 7;
+  s.build.input_height = 480, s.build.input_width = 640;
   s.batch = 8;
   return s;
 }
 
 Setup demo() {
   Setup s;
-  s.cfg.encoder = "resnet18", s.cfg.block = "nbt1d", s.cfg.width = 0.25, s.cfg.depth_head = "light";
-  s.cfg.input_height = 128, s.cfg.input_width = 160;
+  s.cfg.encoder = models::Encoder::resnet18, s.cfg.block = models::Block::nbt1d, s.cfg.width = 0.25;
+  s.cfg.depth_head = models::DepthHead::light;
+  s.build.input_height = 128, s.build.input_width = 160;
   s.batch = 8;
   return s;
 }
@@ -50,14 +52,14 @@ struct Step {
   Tensor rgb, depth, labels, depth_target;
   std::vector<Tensor> side_labels;
 
-  Step(const Setup& s, Device d) : model(s.cfg) {
+  Step(const Setup& s, Device d) : model(s.cfg, s.build) {
     model.to(d);
     balancer.to(d);
     auto named = model.named_parameters();
     for (auto& [n, t] : balancer.named_parameters()) named.emplace_back("balancer." + n, t);
     opt = std::make_unique<train::AdamW>(train::make_param_groups(named, 0.01));
     Generator g(1);
-    const int64_t b = s.batch, h = s.cfg.input_height, w = s.cfg.input_width;
+    const int64_t b = s.batch, h = s.build.input_height, w = s.build.input_width;
     rgb = normal({b, 3, h, w}, 0, 1, g, Options(DType::f32, d));
     depth = normal({b, 1, h, w}, 0, 1, g, Options(DType::f32, d));
     labels = ops::to(ops::to(uniform({b, h, w}, 0, 6.99, g), DType::i32), d);

@@ -8,36 +8,9 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace mtl {
-
-void write_file_atomic(const std::string& path, const std::string& data) {
-  namespace fs = std::filesystem;
-  fs::path p(path);
-  if (p.has_parent_path()) {
-    std::error_code ec;
-    fs::create_directories(p.parent_path(), ec);
-    MTL_CHECK(!ec, "cannot create folder '", p.parent_path().string(), "': ", ec.message());
-  }
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    MTL_CHECK(f.good(), "cannot write '", tmp, "'");
-    f.write(data.data(), static_cast<std::streamsize>(data.size()));
-    f.flush();
-    if (!f.good()) {
-      f.close();
-      std::remove(tmp.c_str());
-      throw Error("writing '" + path + "' failed (disk full?)");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, p, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw Error("cannot move '" + tmp + "' to '" + path + "': " + ec.message());
-  }
-}
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata) {

@@ -21,8 +21,4 @@ SafetensorsFile load_safetensors(const std::string& path);
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
-// Writes `data` to `path` through a temporary file in the same folder and a rename, so a crash
-// never leaves a half-written file under the final name.
-void write_file_atomic(const std::string& path, const std::string& data);
-
 }  // namespace mtl

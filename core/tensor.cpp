@@ -374,8 +374,4 @@ template Tensor from_data<int64_t>(const int64_t*, const Shape&, Device);
 template Tensor from_data<uint8_t>(const uint8_t*, const Shape&, Device);
 template Tensor from_data<bool>(const bool*, const Shape&, Device);
 
-Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.options()); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.options()); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.options()); }
-
 }  // namespace mtl

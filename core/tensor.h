@@ -137,9 +137,6 @@ Tensor normal(const Shape& shape, double mean, double stddev, Generator& gen, Op
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, Options o = {});
 template <typename T>
 Tensor from_data(const T* data, const Shape& shape, Device device = Device::cpu());
-Tensor empty_like(const Tensor& t);
-Tensor zeros_like(const Tensor& t);
-Tensor ones_like(const Tensor& t);
 
 // Raw byte copy between contiguous tensors of equal size and dtype on any devices.
 void copy_bytes(const Tensor& dst, const Tensor& src);

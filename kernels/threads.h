@@ -6,6 +6,5 @@ namespace mtl::kernels {
 
 // n <= 0: every core. Call before the first kernel runs.
 void set_cpu_threads(int n);
-int cpu_threads();
 
 }  // namespace mtl::kernels

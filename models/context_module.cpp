@@ -17,14 +17,15 @@ class AdaptivePool : public nn::Module {
 };
 }  // namespace
 
-ContextModule::ContextModule(const ModelConfig& cfg, int64_t in, int64_t out, Generator& gen)
-    : adaptive_(cfg.context == "appm"),
+ContextModule::ContextModule(const ModelConfig& cfg, const BuildOptions& build, int64_t in, int64_t out,
+                             Generator& gen)
+    : adaptive_(cfg.context == Context::appm),
       bins_{1, 5},
-      train_h_(cfg.input_height / 32),
-      train_w_(cfg.input_width / 32),
+      train_h_(build.input_height / 32),
+      train_w_(build.input_width / 32),
       // Learned upsampling needs a factor of 2, which the branches do not have: nearest instead.
-      bilinear_(cfg.upsampling == "bilinear") {
-  const nn::NormKind norm = nn::parse_norm(cfg.norm);
+      bilinear_(cfg.upsampling == nn::UpsampleMode::bilinear) {
+  const nn::NormKind norm = cfg.norm;
   const int64_t reduction = std::max<int64_t>(1, in / static_cast<int64_t>(bins_.size()));
   for (size_t i = 0; i < bins_.size(); ++i) {
     auto conv = std::make_shared<ConvBNAct>(in, reduction, 1, norm, gen);

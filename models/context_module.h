@@ -10,7 +10,7 @@ namespace mtl::models {
 
 class ContextModule : public nn::Module {
  public:
-  ContextModule(const ModelConfig& cfg, int64_t in, int64_t out, Generator& gen);
+  ContextModule(const ModelConfig& cfg, const BuildOptions& build, int64_t in, int64_t out, Generator& gen);
   Tensor forward(const Tensor& x) override;
   std::vector<nn::ModulePtr> features;  // ppm: Sequential(pool, ConvBNAct); appm: ConvBNAct
   std::shared_ptr<ConvBNAct> final_conv;

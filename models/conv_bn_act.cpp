@@ -1,5 +1,6 @@
 #include "models/conv_bn_act.h"
 
+#include "models/norm.h"
 #include "ops/ops.h"
 
 namespace mtl::models {
@@ -12,7 +13,7 @@ ConvBNAct::ConvBNAct(int64_t in, int64_t out, int64_t kernel, nn::NormKind norm,
   o.stride = {stride, stride};
   o.bias = false;
   conv = register_module("conv", std::make_shared<nn::Conv2d>(o, gen));
-  bn = register_module("bn", nn::make_norm(norm, out));
+  bn = register_module("bn", make_norm(norm, out));
 }
 
 Tensor ConvBNAct::forward(const Tensor& x) {

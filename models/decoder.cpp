@@ -14,12 +14,11 @@ constexpr int kBlocksPerModule = 3;
 }  // namespace
 
 DecoderModule::DecoderModule(const ModelConfig& cfg, int64_t in, int64_t out, int64_t side_classes, Generator& gen) {
-  const nn::NormKind norm = nn::parse_norm(cfg.norm);
-  conv3x3 = register_module("conv3x3", std::make_shared<ConvBNAct>(in, out, 3, norm, gen));
+  conv3x3 = register_module("conv3x3", std::make_shared<ConvBNAct>(in, out, 3, cfg.norm, gen));
   decoder_blocks = register_module("decoder_blocks", std::make_shared<nn::Sequential>());
   for (int b = 0; b < kBlocksPerModule; ++b)
-    decoder_blocks->push_back(std::make_shared<NonBottleneck1D>(out, out, 1, norm, gen));
-  upsample = register_module("upsample", std::make_shared<nn::Upsample>(nn::parse_upsampling(cfg.upsampling), out, gen));
+    decoder_blocks->push_back(std::make_shared<NonBottleneck1D>(out, out, 1, cfg.norm, gen));
+  upsample = register_module("upsample", std::make_shared<nn::Upsample>(cfg.upsampling, out, gen));
   if (side_classes > 0) side_output = register_module("side_output", make_conv(out, side_classes, 1, gen));
 }
 
@@ -43,10 +42,9 @@ Decoder::Decoder(const ModelConfig& cfg, int64_t in, int64_t classes, bool side_
                                 std::make_shared<DecoderModule>(cfg, c, ch[i], side_outputs ? classes : 0, gen));
     c = ch[i];
   }
-  const nn::UpsampleMode up = nn::parse_upsampling(cfg.upsampling);
   conv_out = register_module("conv_out", make_conv(c, classes, 3, gen));
-  upsample1 = register_module("upsample1", std::make_shared<nn::Upsample>(up, classes, gen));
-  upsample2 = register_module("upsample2", std::make_shared<nn::Upsample>(up, classes, gen));
+  upsample1 = register_module("upsample1", std::make_shared<nn::Upsample>(cfg.upsampling, classes, gen));
+  upsample2 = register_module("upsample2", std::make_shared<nn::Upsample>(cfg.upsampling, classes, gen));
 }
 
 DecoderOutput Decoder::forward(const Tensor& x, const std::vector<Tensor>& skips, bool want_side) {
@@ -61,10 +59,9 @@ DecoderOutput Decoder::forward(const Tensor& x, const std::vector<Tensor>& skips
 }
 
 LightDepthHead::LightDepthHead(const ModelConfig& cfg, int64_t in, Generator& gen) {
-  const nn::UpsampleMode up = nn::parse_upsampling(cfg.upsampling);
   conv_out = register_module("conv_out", make_conv(in, 1, 3, gen));
-  upsample1 = register_module("upsample1", std::make_shared<nn::Upsample>(up, 1, gen));
-  upsample2 = register_module("upsample2", std::make_shared<nn::Upsample>(up, 1, gen));
+  upsample1 = register_module("upsample1", std::make_shared<nn::Upsample>(cfg.upsampling, 1, gen));
+  upsample2 = register_module("upsample2", std::make_shared<nn::Upsample>(cfg.upsampling, 1, gen));
 }
 
 Tensor LightDepthHead::forward(const Tensor& f) { return upsample2->forward(upsample1->forward(conv_out->forward(f))); }

@@ -5,10 +5,14 @@
 
 namespace mtl::models {
 
-ESANet::ESANet(const ModelConfig& cfg) : cfg_(cfg) {
+ESANet::ESANet(const ModelConfig& cfg, const BuildOptions& build) : cfg_(cfg) {
   cfg.validate();
-  Generator gen(cfg.seed);
-  const nn::NormKind norm = nn::parse_norm(cfg.norm);
+  MTL_CHECK(build.input_height > 0 && build.input_width > 0 && build.input_height % 32 == 0 &&
+                build.input_width % 32 == 0,
+            "train.input_size: ", build.input_width, "x", build.input_height,
+            " must be a multiple of 32 in both dimensions (the encoder downsamples by 32)");
+  Generator gen(build.seed);
+  const nn::NormKind norm = cfg.norm;
   encoder_rgb = register_module("encoder_rgb", std::make_shared<ResNetEncoder>(cfg, 3, gen));
   encoder_depth = register_module("encoder_depth", std::make_shared<ResNetEncoder>(cfg, 1, gen));
   for (int i = 0; i < 5; ++i)
@@ -21,13 +25,14 @@ ESANet::ESANet(const ModelConfig& cfg) : cfg_(cfg) {
       skip_layer[i]->push_back(std::make_shared<ConvBNAct>(encoder_rgb->channels(i), dec[i], 1, norm, gen));
   }
   int64_t dec_in = encoder_rgb->channels(4);
-  if (cfg.context != "none") {
-    context_module = register_module("context_module", std::make_shared<ContextModule>(cfg, dec_in, cfg.ch(512), gen));
+  if (cfg.context != Context::none) {
+    context_module =
+        register_module("context_module", std::make_shared<ContextModule>(cfg, build, dec_in, cfg.ch(512), gen));
     dec_in = cfg.ch(512);
   }
-  if (cfg.semantic) decoder = register_module("decoder", std::make_shared<Decoder>(cfg, dec_in, cfg.num_classes, true, gen));
-  if (cfg.depth) {
-    if (cfg.depth_head == "light")
+  if (cfg.has_task(Task::semantic)) decoder = register_module("decoder", std::make_shared<Decoder>(cfg, dec_in, cfg.num_classes, true, gen));
+  if (cfg.has_task(Task::depth)) {
+    if (cfg.depth_head == DepthHead::light)
       depth_head = register_module("depth_head", std::make_shared<LightDepthHead>(cfg, cfg.ch(128), gen));
     else
       depth_decoder = register_module("depth_decoder", std::make_shared<Decoder>(cfg, dec_in, 1, false, gen));

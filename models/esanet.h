@@ -23,7 +23,7 @@ struct ESANetOutput {
 
 class ESANet : public nn::Module {
  public:
-  explicit ESANet(const ModelConfig& cfg);
+  explicit ESANet(const ModelConfig& cfg, const BuildOptions& build = {});
   // rgb [N, 3, H, W], depth [N, 1, H, W]; H and W multiples of 32.
   ESANetOutput forward(const Tensor& rgb, const Tensor& depth);
   const ModelConfig& config() const { return cfg_; }

@@ -1,34 +1,45 @@
 #include "models/model_config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include "core/error.h"
 
 namespace mtl::models {
 
+bool ModelConfig::has_task(Task t) const { return std::find(tasks.begin(), tasks.end(), t) != tasks.end(); }
+
 int64_t ModelConfig::ch(int64_t c) const {
   return std::max<int64_t>(1, static_cast<int64_t>(std::lround(static_cast<double>(c) * width)));
 }
 
+std::vector<ModelConfig::Problem> ModelConfig::problems() const {
+  std::vector<Problem> out;
+  auto say = [&](std::string key, auto&&... parts) {
+    std::ostringstream os;
+    (os << ... << parts);
+    out.push_back({std::move(key), os.str()});
+  };
+  if (tasks.empty()) say("model.tasks", "at least one of semantic and depth is needed");
+  for (size_t i = 0; i < tasks.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (tasks[i] == tasks[j]) say("model.tasks", "task '", to_string(tasks[i]), "' is listed twice");
+  if (has_task(Task::depth) && !has_task(Task::semantic) && depth_head == DepthHead::light)
+    say("model.depth_head",
+        "light puts the depth head on the semantic decoder, which model.tasks [depth] does not build; use decoder");
+  if (num_classes < 1 || num_classes > kMaxClasses)
+    say("model.num_classes", num_classes, " (expected 1..", kMaxClasses, ")");
+  if (!(width > 0 && width <= kMaxWidth)) say("model.width", width, " (expected a multiplier in (0, ", kMaxWidth, "])");
+  return out;
+}
+
 void ModelConfig::validate() const {
-  MTL_CHECK(encoder == "resnet18" || encoder == "resnet34" || encoder == "resnet50", "model.encoder: '", encoder,
-            "' is not supported (expected resnet18, resnet34 or resnet50)");
-  MTL_CHECK(block == "basic" || block == "nbt1d", "model.block: '", block, "' (expected basic or nbt1d)");
-  MTL_CHECK(context == "ppm" || context == "appm" || context == "none", "model.context: '", context,
-            "' (expected ppm, appm or none)");
-  nn::parse_upsampling(upsampling);
-  nn::parse_norm(norm);
-  MTL_CHECK(depth_head == "decoder" || depth_head == "light", "model.depth_head: '", depth_head,
-            "' (expected decoder or light)");
-  MTL_CHECK(semantic || depth, "model.tasks: at least one of semantic and depth is needed");
-  MTL_CHECK(!(depth && !semantic && depth_head == "light"),
-            "model.depth_head: light puts the depth head on the semantic decoder, which model.tasks [depth] "
-            "does not build; use decoder");
-  MTL_CHECK(num_classes >= 1 && num_classes <= 256, "model.num_classes: ", num_classes, " (expected 1..256)");
-  MTL_CHECK(width > 0 && width <= 4, "model.width: ", width, " (expected a multiplier in (0, 4])");
-  MTL_CHECK(input_height % 32 == 0 && input_width % 32 == 0 && input_height > 0 && input_width > 0,
-            "train.input_size: ", input_width, "x", input_height,
-            " must be a multiple of 32 in both dimensions (the encoder downsamples by 32)");
+  const std::vector<Problem> p = problems();
+  if (p.empty()) return;
+  std::string msg;
+  for (const Problem& q : p) msg += (msg.empty() ? "" : "\n") + q.key + ": " + q.message;
+  throw Error(msg);
 }
 
 }  // namespace mtl::models

@@ -57,17 +57,6 @@ GroupNorm::GroupNorm(int64_t groups_, int64_t channels, double eps_) : groups(gr
 
 Tensor GroupNorm::forward(const Tensor& x) { return ops::group_norm(x, groups, weight, bias, eps); }
 
-NormKind parse_norm(const std::string& s) {
-  if (s == "batchnorm") return NormKind::batchnorm;
-  if (s == "groupnorm") return NormKind::groupnorm;
-  throw Error("unknown normalisation '" + s + "' (expected batchnorm or groupnorm)");
-}
-
-ModulePtr make_norm(NormKind kind, int64_t channels, double eps) {
-  if (kind == NormKind::batchnorm) return std::make_shared<BatchNorm2d>(channels, eps);
-  return std::make_shared<GroupNorm>(ops::group_norm_groups(channels), channels, eps);
-}
-
 Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }
 Tensor Sigmoid::forward(const Tensor& x) { return ops::sigmoid(x); }
 
@@ -81,13 +70,6 @@ Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
   for (auto& [name, m] : children()) y = m->forward(y);
   return y;
-}
-
-UpsampleMode parse_upsampling(const std::string& s) {
-  if (s == "learned") return UpsampleMode::learned;
-  if (s == "bilinear") return UpsampleMode::bilinear;
-  if (s == "nearest") return UpsampleMode::nearest;
-  throw Error("unknown upsampling '" + s + "' (expected learned, bilinear or nearest)");
 }
 
 Upsample::Upsample(UpsampleMode mode, int64_t channels, Generator& gen) : mode_(mode) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/enum_names.h"
 #include "core/generator.h"
 #include "nn/module.h"
 
@@ -47,9 +48,7 @@ class GroupNorm : public Module {
 };
 
 enum class NormKind { batchnorm, groupnorm };
-NormKind parse_norm(const std::string& s);  // "batchnorm" | "groupnorm"
-// BatchNorm2d(channels, eps) or GroupNorm(ops::group_norm_groups(channels), channels, eps).
-ModulePtr make_norm(NormKind kind, int64_t channels, double eps = 1e-5);
+MTL_ENUM_NAMES(NormKind, "batchnorm", "groupnorm")
 
 class ReLU : public Module {
  public:
@@ -73,7 +72,7 @@ class Sequential : public Module {
 };
 
 enum class UpsampleMode { learned, bilinear, nearest };
-UpsampleMode parse_upsampling(const std::string& s);  // "learned" | "bilinear" | "nearest"
+MTL_ENUM_NAMES(UpsampleMode, "learned", "bilinear", "nearest")
 
 // x2 upsampling. `learned` is ESANet's learned-3x3-zeropad: nearest x2, then a depthwise 3x3
 // convolution (child "conv") initialised to the separable [1,2,1]/4 kernel with zero bias.

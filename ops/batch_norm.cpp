@@ -24,11 +24,6 @@ void check_buffer(const Tensor& t, const char* arg) {
             " requires grad; running statistics are buffers updated in place");
 }
 
-template <typename T>
-T* ptr_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-
 }  // namespace
 
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean, Tensor running_var,
@@ -64,24 +59,24 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
     cudaStream_t st = cuda::stream();
     if (training)
       kernels::cuda::batch_norm_train_stats(s, xs.data<float>(), eps, momentum, mean.data<float>(),
-                                            invstd.data<float>(), ptr_or_null<float>(running_mean),
-                                            ptr_or_null<float>(running_var), st);
+                                            invstd.data<float>(), detail::data_or_null<float>(running_mean),
+                                            detail::data_or_null<float>(running_var), st);
     else
       kernels::cuda::batch_norm_eval_stats(s.c, running_mean.data<float>(), running_var.data<float>(), eps,
                                            mean.data<float>(), invstd.data<float>(), st);
     kernels::cuda::batch_norm_apply(s, xs.data<float>(), mean.data<float>(), invstd.data<float>(),
-                                    ptr_or_null<float>(ws), ptr_or_null<float>(bs), out.data<float>(), st);
+                                    detail::data_or_null<float>(ws), detail::data_or_null<float>(bs), out.data<float>(), st);
   } else {
     detail::dispatch_cpu_float(x, "batch_norm2d", [&](auto t) {
       using T = decltype(t);
       if (training)
         kernels::cpu::batch_norm_train_stats<T>(s, xs.data<T>(), eps, momentum, mean.data<T>(), invstd.data<T>(),
-                                                ptr_or_null<T>(running_mean), ptr_or_null<T>(running_var));
+                                                detail::data_or_null<T>(running_mean), detail::data_or_null<T>(running_var));
       else
         kernels::cpu::batch_norm_eval_stats<T>(s.c, running_mean.data<T>(), running_var.data<T>(), eps,
                                                mean.data<T>(), invstd.data<T>());
-      kernels::cpu::batch_norm_apply<T>(s, xs.data<T>(), mean.data<T>(), invstd.data<T>(), ptr_or_null<T>(ws),
-                                        ptr_or_null<T>(bs), out.data<T>());
+      kernels::cpu::batch_norm_apply<T>(s, xs.data<T>(), mean.data<T>(), invstd.data<T>(), detail::data_or_null<T>(ws),
+                                        detail::data_or_null<T>(bs), out.data<T>());
     });
   }
 
@@ -106,8 +101,8 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
                                                          sum_gy_xhat.data<float>(), st);
              if (need_x)
                kernels::cuda::batch_norm_backward_input(s, gy.data<float>(), xs.data<float>(), mean.data<float>(),
-                                                        invstd.data<float>(), ptr_or_null<float>(ws),
-                                                        ptr_or_null<float>(sum_gy), ptr_or_null<float>(sum_gy_xhat),
+                                                        invstd.data<float>(), detail::data_or_null<float>(ws),
+                                                        detail::data_or_null<float>(sum_gy), detail::data_or_null<float>(sum_gy_xhat),
                                                         training, gx.data<float>(), st);
            } else {
              detail::dispatch_cpu_float(gy, "batch_norm2d backward", [&](auto t) {
@@ -117,8 +112,8 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
                                                              invstd.data<T>(), sum_gy.data<T>(), sum_gy_xhat.data<T>());
                if (need_x)
                  kernels::cpu::batch_norm_backward_input<T>(s, gy.data<T>(), xs.data<T>(), mean.data<T>(),
-                                                            invstd.data<T>(), ptr_or_null<T>(ws), ptr_or_null<T>(sum_gy),
-                                                            ptr_or_null<T>(sum_gy_xhat), training, gx.data<T>());
+                                                            invstd.data<T>(), detail::data_or_null<T>(ws), detail::data_or_null<T>(sum_gy),
+                                                            detail::data_or_null<T>(sum_gy_xhat), training, gx.data<T>());
              });
            }
            return std::vector<Tensor>{gx, need_w ? sum_gy_xhat : Tensor(), need_b ? sum_gy : Tensor()};

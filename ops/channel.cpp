@@ -69,17 +69,15 @@ Tensor channel_scale(const Tensor& x, const Tensor& s) {
            Tensor gx = gx_needed ? empty(x_shape, gy.options()) : Tensor();
            Tensor gs = gs_needed ? empty(s_shape, gy.options()) : Tensor();
            if (gy.is_cuda()) {
-             kernels::cuda::channel_scale_backward(gx_needed ? gx.data<float>() : nullptr,
-                                                   gs_needed ? gs.data<float>() : nullptr, gy.data<float>(),
-                                                   gs_needed ? saved_x.data<float>() : nullptr, ss.data<float>(),
-                                                   n * c, hw, cuda::stream());
+             kernels::cuda::channel_scale_backward(detail::data_or_null<float>(gx), detail::data_or_null<float>(gs),
+                                                   gy.data<float>(), detail::data_or_null<float>(saved_x),
+                                                   ss.data<float>(), n * c, hw, cuda::stream());
            } else {
              detail::dispatch_cpu_float(gy, "channel_scale backward", [&](auto t) {
                using T = decltype(t);
-               kernels::cpu::channel_scale_backward<T>(gx_needed ? gx.data<T>() : nullptr,
-                                                       gs_needed ? gs.data<T>() : nullptr, gy.data<T>(),
-                                                       gs_needed ? saved_x.data<T>() : nullptr, ss.data<T>(), n * c,
-                                                       hw);
+               kernels::cpu::channel_scale_backward<T>(detail::data_or_null<T>(gx), detail::data_or_null<T>(gs),
+                                                       gy.data<T>(), detail::data_or_null<T>(saved_x), ss.data<T>(),
+                                                       n * c, hw);
              });
            }
            return std::vector<Tensor>{gx, gs};

@@ -66,11 +66,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv2dP
   if (out.numel() > 0) {
     if (x.is_cuda()) {
       kernels::cuda::conv2d_forward(cuda::cudnn(), g, policy(), xs.data<float>(), ws.data<float>(),
-                                    bs.defined() ? bs.data<float>() : nullptr, out.data<float>());
+                                    detail::data_or_null<float>(bs), out.data<float>());
     } else {
       detail::dispatch_cpu_float(x, "conv2d", [&](auto t) {
         using T = decltype(t);
-        kernels::cpu::conv2d_forward<T>(g, xs.data<T>(), ws.data<T>(), bs.defined() ? bs.data<T>() : nullptr,
+        kernels::cpu::conv2d_forward<T>(g, xs.data<T>(), ws.data<T>(), detail::data_or_null<T>(bs),
                                         out.data<T>());
       });
     }

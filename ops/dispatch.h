@@ -23,6 +23,19 @@ void dispatch_cpu_float(const Tensor& t, const char* op, F&& f) {
   throw Error(std::string(op) + ": unsupported dtype for " + t.describe());
 }
 
+// A tensor's data, or null for an undefined (optional) tensor.
+template <typename T>
+T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+// The product of the dimensions from `from` on (1 when there are none).
+inline int64_t trailing_numel(const Shape& s, size_t from) {
+  int64_t p = 1;
+  for (size_t d = from; d < s.size(); ++d) p *= s[d];
+  return p;
+}
+
 // Layout over `shape` with operand 0 contiguous and operands 1.. given (broadcast to `shape`).
 kernels::Layout make_layout(const Shape& shape, const std::vector<const Tensor*>& operands);
 // Layout for copying `src` into `dst` of the same shape (operand 0 = dst, 1 = src).

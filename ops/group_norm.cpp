@@ -12,11 +12,6 @@ namespace mtl::ops {
 
 namespace {
 
-template <typename T>
-T* data_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-
 void check_param(const Tensor& p, const Tensor& x, int64_t channels, const char* arg) {
   if (!p.defined()) return;
   detail::check_same(x, p, "group_norm");
@@ -39,14 +34,14 @@ std::vector<Tensor> group_norm_backward(const Tensor& grad_y, const Tensor& xs, 
   Tensor db = need_b ? empty({d.c}, xs.options()) : Tensor();
   if (xs.is_cuda()) {
     Tensor work = cuda_workspace(xs, kernels::cuda::group_norm_backward_workspace(d));
-    kernels::cuda::group_norm_backward(data_or_null<float>(dx), data_or_null<float>(dw), data_or_null<float>(db),
+    kernels::cuda::group_norm_backward(detail::data_or_null<float>(dx), detail::data_or_null<float>(dw), detail::data_or_null<float>(db),
                                        dy.data<float>(), xs.data<float>(), mean.data<float>(), rstd.data<float>(),
-                                       data_or_null<float>(ws), d, data_or_null<float>(work), cuda::stream());
+                                       detail::data_or_null<float>(ws), d, detail::data_or_null<float>(work), cuda::stream());
   } else {
     detail::dispatch_cpu_float(xs, "group_norm backward", [&](auto t) {
       using T = decltype(t);
-      kernels::cpu::group_norm_backward<T>(data_or_null<T>(dx), data_or_null<T>(dw), data_or_null<T>(db), dy.data<T>(),
-                                           xs.data<T>(), mean.data<T>(), rstd.data<T>(), data_or_null<T>(ws), d);
+      kernels::cpu::group_norm_backward<T>(detail::data_or_null<T>(dx), detail::data_or_null<T>(dw), detail::data_or_null<T>(db), dy.data<T>(),
+                                           xs.data<T>(), mean.data<T>(), rstd.data<T>(), detail::data_or_null<T>(ws), d);
     });
   }
   return {dx, dw, db};
@@ -78,13 +73,13 @@ GroupNormOutput group_norm_with_stats(const Tensor& x, int64_t groups, const Ten
   if (x.is_cuda()) {
     Tensor work = cuda_workspace(x, kernels::cuda::group_norm_forward_workspace(d));
     kernels::cuda::group_norm_forward(out.y.data<float>(), out.mean.data<float>(), out.rstd.data<float>(),
-                                      xs.data<float>(), data_or_null<float>(ws), data_or_null<float>(bs), d, eps,
-                                      data_or_null<float>(work), cuda::stream());
+                                      xs.data<float>(), detail::data_or_null<float>(ws), detail::data_or_null<float>(bs), d, eps,
+                                      detail::data_or_null<float>(work), cuda::stream());
   } else {
     detail::dispatch_cpu_float(x, "group_norm", [&](auto t) {
       using T = decltype(t);
       kernels::cpu::group_norm_forward<T>(out.y.data<T>(), out.mean.data<T>(), out.rstd.data<T>(), xs.data<T>(),
-                                          data_or_null<T>(ws), data_or_null<T>(bs), d, eps);
+                                          detail::data_or_null<T>(ws), detail::data_or_null<T>(bs), d, eps);
     });
   }
 
@@ -101,13 +96,6 @@ GroupNormOutput group_norm_with_stats(const Tensor& x, int64_t groups, const Ten
 
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps) {
   return group_norm_with_stats(x, groups, weight, bias, eps).y;
-}
-
-int64_t group_norm_groups(int64_t channels) {
-  MTL_CHECK(channels >= 1, "group_norm_groups: the channel count must be at least 1, got ", channels);
-  int64_t g = channels >= 32 ? 32 : channels >= 16 ? 16 : channels >= 8 ? 8 : std::max<int64_t>(1, channels / 2);
-  while (channels % g != 0) --g;  // ends at 1 at the latest
-  return g;
 }
 
 }  // namespace mtl::ops

@@ -21,11 +21,4 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const T
 GroupNormOutput group_norm_with_stats(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
                                       double eps = 1e-5);
 
-// The multi-task model's group count for a layer of `channels` channels: 32 for >= 32 channels,
-// 16 for >= 16, 8 for >= 8, else channels / 2 (at least 1). When that count does not divide
-// `channels` (e.g. 48 channels: 32 does not divide 48) the result is the largest divisor of
-// `channels` below it (48 -> 24, 40 -> 20, 5 -> 1), so the returned count is always valid for
-// group_norm. Throws mtl::Error for channels < 1.
-int64_t group_norm_groups(int64_t channels);
-
 }  // namespace mtl::ops

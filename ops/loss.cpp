@@ -12,18 +12,6 @@ namespace mtl::ops {
 
 namespace {
 
-template <typename T>
-const T* ptr_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-
-// Product of the dimensions after the first `from`.
-int64_t trailing(const Shape& s, size_t from) {
-  int64_t p = 1;
-  for (size_t d = from; d < s.size(); ++d) p *= s[d];
-  return p;
-}
-
 // pred and target: one shape [N, *], float, same device and dtype.
 void check_depth_args(const Tensor& pred, const Tensor& target, const char* op) {
   detail::check_defined(pred, op, "pred");
@@ -37,19 +25,19 @@ void check_depth_args(const Tensor& pred, const Tensor& target, const char* op) 
 DepthLossResult depth_loss(const Tensor& pred, const Tensor& target, const Tensor& sample_weights,
                            kernels::DepthLossParams p, const char* op, const char* node) {
   p.n = pred.size(0);
-  p.hw = trailing(pred.shape(), 1);
+  p.hw = detail::trailing_numel(pred.shape(), 1);
   Tensor x = contiguous(pred.detach()), t = contiguous(target.detach());
   Tensor sw = detail::check_weights(sample_weights, p.n, pred, op, "sample_weights");
   Tensor loss = empty({}, pred.options()), per_sample = empty({p.n}, pred.options());
   Tensor stats = empty({p.n + 1, 3}, {DType::f64, pred.device()});
   if (pred.is_cuda()) {
     kernels::cuda::depth_loss_forward(loss.data<float>(), per_sample.data<float>(), stats.data<double>(),
-                                      x.data<float>(), t.data<float>(), ptr_or_null<float>(sw), p, cuda::stream());
+                                      x.data<float>(), t.data<float>(), detail::data_or_null<float>(sw), p, cuda::stream());
   } else {
     detail::dispatch_cpu_float(pred, op, [&](auto z) {
       using T = decltype(z);
       kernels::cpu::depth_loss_forward<T>(loss.data<T>(), per_sample.data<T>(), stats.data<double>(), x.data<T>(),
-                                          t.data<T>(), ptr_or_null<T>(sw), p);
+                                          t.data<T>(), detail::data_or_null<T>(sw), p);
     });
   }
   record(node, {pred}, {loss, per_sample}, [x, t, sw, stats, p](const std::vector<Tensor>& g) {
@@ -57,12 +45,12 @@ DepthLossResult depth_loss(const Tensor& pred, const Tensor& target, const Tenso
     Tensor grad = empty(x.shape(), x.options());
     if (x.is_cuda()) {
       kernels::cuda::depth_loss_backward(grad.data<float>(), x.data<float>(), t.data<float>(), stats.data<double>(),
-                                         ptr_or_null<float>(sw), gl.data<float>(), gs.data<float>(), p, cuda::stream());
+                                         detail::data_or_null<float>(sw), gl.data<float>(), gs.data<float>(), p, cuda::stream());
     } else {
       detail::dispatch_cpu_float(x, "depth loss backward", [&](auto z) {
         using T = decltype(z);
         kernels::cpu::depth_loss_backward<T>(grad.data<T>(), x.data<T>(), t.data<T>(), stats.data<double>(),
-                                             ptr_or_null<T>(sw), gl.data<T>(), gs.data<T>(), p);
+                                             detail::data_or_null<T>(sw), gl.data<T>(), gs.data<T>(), p);
       });
     }
     return std::vector<Tensor>{grad};
@@ -88,7 +76,7 @@ CrossEntropyResult cross_entropy(const Tensor& logits, const Tensor& labels, con
   kernels::CrossEntropyDims d;
   d.n = logits.size(0);
   d.c = logits.size(1);
-  d.hw = trailing(logits.shape(), 2);
+  d.hw = detail::trailing_numel(logits.shape(), 2);
   d.ignore_index = o.ignore_index;
   Tensor cw = detail::check_weights(o.class_weights, d.c, logits, op, "class_weights");
   Tensor sw = detail::check_weights(o.sample_weights, d.n, logits, op, "sample_weights");
@@ -102,13 +90,13 @@ CrossEntropyResult cross_entropy(const Tensor& logits, const Tensor& labels, con
   if (logits.is_cuda()) {
     kernels::cuda::cross_entropy_forward(loss.data<float>(), per_sample.data<float>(), lse.data<float>(),
                                          stats.data<double>(), bad.data<int64_t>(), x.data<float>(), yv,
-                                         ptr_or_null<float>(cw), ptr_or_null<float>(sw), d, cuda::stream());
+                                         detail::data_or_null<float>(cw), detail::data_or_null<float>(sw), d, cuda::stream());
   } else {
     detail::dispatch_cpu_float(logits, op, [&](auto z) {
       using T = decltype(z);
       kernels::cpu::cross_entropy_forward<T>(loss.data<T>(), per_sample.data<T>(), lse.data<T>(), stats.data<double>(),
-                                             bad.data<int64_t>(), x.data<T>(), yv, ptr_or_null<T>(cw),
-                                             ptr_or_null<T>(sw), d);
+                                             bad.data<int64_t>(), x.data<T>(), yv, detail::data_or_null<T>(cw),
+                                             detail::data_or_null<T>(sw), d);
     });
   }
   if (o.check_labels) {
@@ -123,13 +111,13 @@ CrossEntropyResult cross_entropy(const Tensor& logits, const Tensor& labels, con
            Tensor grad = empty(x.shape(), x.options());
            if (x.is_cuda()) {
              kernels::cuda::cross_entropy_backward(grad.data<float>(), x.data<float>(), yv, lse.data<float>(),
-                                                   stats.data<double>(), ptr_or_null<float>(cw), ptr_or_null<float>(sw),
+                                                   stats.data<double>(), detail::data_or_null<float>(cw), detail::data_or_null<float>(sw),
                                                    gl.data<float>(), gs.data<float>(), d, cuda::stream());
            } else {
              detail::dispatch_cpu_float(x, "cross_entropy backward", [&](auto z) {
                using T = decltype(z);
                kernels::cpu::cross_entropy_backward<T>(grad.data<T>(), x.data<T>(), yv, lse.data<T>(),
-                                                       stats.data<double>(), ptr_or_null<T>(cw), ptr_or_null<T>(sw),
+                                                       stats.data<double>(), detail::data_or_null<T>(cw), detail::data_or_null<T>(sw),
                                                        gl.data<T>(), gs.data<T>(), d);
              });
            }

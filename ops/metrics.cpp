@@ -15,12 +15,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-int64_t trailing(const Shape& s, size_t from) {
-  int64_t p = 1;
-  for (size_t d = from; d < s.size(); ++d) p *= s[d];
-  return p;
-}
-
 }  // namespace
 
 void accumulate_confusion(const Tensor& confusion, const Tensor& pred, const Tensor& target,
@@ -53,7 +47,7 @@ void accumulate_confusion(const Tensor& confusion, const Tensor& pred, const Ten
               target.describe(), " must have one shape");
   }
   d.n = target.dim() >= 1 ? target.size(0) : 1;
-  d.hw = trailing(target.shape(), 1);
+  d.hw = detail::trailing_numel(target.shape(), 1);
   Tensor y = contiguous(target.detach()), p = contiguous(pred.detach());
   Tensor bad = empty({1}, {DType::i64, confusion.device()});
   const kernels::Labels yv = detail::label_view(y);
@@ -162,6 +156,11 @@ void accumulate_depth_metrics(DepthMetricState& state, const Tensor& pred, const
                                                 t.data<T>(), x.numel(), o.min_pred);
     });
   }
+}
+
+std::vector<std::pair<std::string, double>> named_values(const DepthMetrics& d) {
+  return {{"abs_rel", d.abs_rel}, {"sq_rel", d.sq_rel}, {"rmse", d.rmse},    {"rmse_log", d.rmse_log},
+          {"delta1", d.delta1},   {"delta2", d.delta2}, {"delta3", d.delta3}};
 }
 
 DepthMetrics depth_metrics(const std::array<double, 4>& sums, const std::array<int64_t, 4>& counts) {

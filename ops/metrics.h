@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -83,6 +85,10 @@ struct DepthMetrics {
   int64_t pixels = 0;
   double abs_rel = 0, sq_rel = 0, rmse = 0, rmse_log = 0, delta1 = 0, delta2 = 0, delta3 = 0;
 };
+
+// The metrics by name, in the order reports list them: abs_rel, sq_rel, rmse, rmse_log, delta1,
+// delta2, delta3.
+std::vector<std::pair<std::string, double>> named_values(const DepthMetrics& d);
 
 DepthMetrics depth_metrics(const std::array<double, 4>& sums, const std::array<int64_t, 4>& counts);
 DepthMetrics depth_metrics(const DepthMetricState& state);  // copies the state to the host

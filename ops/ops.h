@@ -13,3 +13,4 @@
 #include "ops/reduce.h"
 #include "ops/resize.h"
 #include "ops/shape.h"
+#include "ops/softmax.h"

@@ -105,6 +105,28 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
   return out;
 }
 
+Tensor flip(const Tensor& x, const std::vector<int64_t>& dims) {
+  detail::check_defined(x, "flip", "x");
+  const Tensor src = x.detach();
+  Shape strides = src.strides();
+  int64_t offset = src.offset();
+  std::vector<bool> seen(static_cast<size_t>(x.dim()), false);
+  for (int64_t dim : dims) {
+    const int d = wrap_dim(dim, x.dim(), "flip dim");
+    MTL_CHECK(!seen[static_cast<size_t>(d)], "flip: dimension ", d, " is listed twice for ", x.describe());
+    seen[static_cast<size_t>(d)] = true;
+    if (x.size(d) == 0) continue;
+    offset += (x.size(d) - 1) * strides[d];
+    strides[d] = -strides[d];
+  }
+  // A negative-stride view, copied in order on either device.
+  Tensor out = empty(x.shape(), x.options());
+  copy_(out, src.as_strided(src.shape(), strides, offset));
+  record("FlipBackward", {x}, {out},
+         [dims](const std::vector<Tensor>& g) { return std::vector<Tensor>{flip(g[0], dims)}; });
+  return out;
+}
+
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   MTL_CHECK(!xs.empty(), "cat: no tensors given");
   for (size_t i = 0; i < xs.size(); ++i) detail::check_defined(xs[i], "cat", "tensors");

@@ -14,6 +14,8 @@ Tensor flatten(const Tensor& x, int64_t start_dim = 0);
 Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t length);  // narrow, copied
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
+// x mirrored along each of `dims` (negative counts from the end; each at most once), copied.
+Tensor flip(const Tensor& x, const std::vector<int64_t>& dims);
 // Copies `src` into `dst` (same shape, device and dtype), any layouts; not differentiable.
 void copy_(const Tensor& dst, const Tensor& src);
 // Sums a broadcast gradient back to `shape` (the inverse of broadcasting).

@@ -16,7 +16,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/random.h"
-#include "train/adamw.h"
+#include "train/optim/adamw.h"
 
 using namespace mtl;
 using mtl::test::randn;

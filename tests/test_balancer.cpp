@@ -15,8 +15,8 @@
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/random.h"
-#include "train/adamw.h"
-#include "train/balancer.h"
+#include "train/optim/adamw.h"
+#include "train/objective/balancer.h"
 
 using namespace mtl;
 using train::DwaBalancer;

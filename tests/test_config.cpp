@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/safetensors.h"
-#include "train/config.h"
+#include "core/file_io.h"
+#include "train/config/config.h"
 
 using namespace mtl;
 using namespace mtl::train;
@@ -90,15 +90,15 @@ TEST_CASE("to_yaml round-trips a config with every kind of value changed") {
   c.data.label_map = {{40, 2}, {255, 250}, {7, 1}};
   c.data.classes = {{"a", {1, 2, 3}}, {"b: tricky", {255, 0, 9}}, {"true", {4, 5, 6}}};
   c.data.on_error = OnError::skip;
-  c.model.encoder = Encoder::resnet18;
-  c.model.block = Block::basic;
-  c.model.context = Context::appm;
+  c.model.encoder = models::Encoder::resnet18;
+  c.model.block = models::Block::basic;
+  c.model.context = models::Context::appm;
   c.model.num_classes = 3;
-  c.model.upsampling = Upsampling::bilinear;
-  c.model.norm = Norm::groupnorm;
+  c.model.upsampling = nn::UpsampleMode::bilinear;
+  c.model.norm = nn::NormKind::groupnorm;
   c.model.width = 0.375;
   c.model.tasks = {Task::depth, Task::semantic};
-  c.model.depth_head = DepthHead::light;
+  c.model.depth_head = models::DepthHead::light;
   c.loss.balance = Balance::dwa;
   c.loss.depth = DepthLoss::l1;
   c.loss.silog_lambda = 0.5;
@@ -205,6 +205,23 @@ TEST_CASE("out-of-range values are errors") {
                        Contains("model.width: 0 is out of range"), Error);
   CHECK_THROWS_WITH_AS(parse_config("schedule:\n  min_lr: 0.1\n", "c.yaml"),
                        Contains("schedule.min_lr: 0.1 exceeds optim.lr (0.001)"), Error);
+}
+
+TEST_CASE("the model section follows the network's own rules") {
+  // One rule for each value, models::ModelConfig's: the config reader and the network agree.
+  CHECK(parse_config("model:\n  width: 4\n", "c.yaml").model.width == 4);
+  CHECK_THROWS_WITH_AS(parse_config("model:\n  width: 4.5\n", "c.yaml"),
+                       Contains("model.width: 4.5 is out of range; expected a number in (0, 4]"), Error);
+  std::string classes;
+  for (int i = 0; i < 257; ++i) classes += "    - {name: c" + std::to_string(i) + ", color: [0, 0, 0]}\n";
+  CHECK_THROWS_WITH_AS(parse_config("data:\n  classes:\n" + classes + "model:\n  num_classes: 257\n", "c.yaml"),
+                       Contains("model.num_classes: 257 is out of range; expected an integer in [1, 256]"), Error);
+  CHECK_THROWS_WITH_AS(parse_config("model:\n  encoder: resnet101\n", "c.yaml"),
+                       Contains("model.encoder: 'resnet101'"), Error);
+  // A combination the network cannot build is found when the file is read, not when training starts.
+  CHECK_THROWS_WITH_AS(parse_config("model:\n  tasks: [depth]\n  depth_head: light\ntrain:\n  monitor: depth_rmse\n",
+                                    "c.yaml"),
+                       Contains("c.yaml: model.depth_head: light puts the depth head on the semantic decoder"), Error);
 }
 
 TEST_CASE("several problems are reported together") {

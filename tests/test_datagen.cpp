@@ -9,11 +9,11 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "core/file_io.h"
 #include "tests/support/temp_dir.h"
-#include "train/datagen.h"
-#include "train/dataset.h"
-#include "train/dataset_stats.h"
+#include "train/data/synthetic/datagen.h"
+#include "train/data/dataset.h"
+#include "train/data/dataset_stats.h"
 
 using namespace mtl;
 using namespace mtl::train;

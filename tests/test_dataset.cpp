@@ -7,12 +7,12 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "core/file_io.h"
 #include "tests/support/temp_dir.h"
-#include "train/class_weights.h"
-#include "train/dataset.h"
-#include "train/dataset_stats.h"
-#include "train/image_io.h"
+#include "train/data/class_weights.h"
+#include "train/data/dataset.h"
+#include "train/data/dataset_stats.h"
+#include "train/data/image_io.h"
 
 using namespace mtl;
 using namespace mtl::train;

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "models/esanet.h"
+#include "models/norm.h"
 #include "nn/layers.h"
 #include "ops/ops.h"
 #include "tests/support/compare.h"
@@ -12,18 +13,18 @@
 #include "tests/support/random.h"
 
 using namespace mtl;
+using models::BuildOptions;
 using models::ModelConfig;
 
 namespace {
 ModelConfig narrow(double width = 0.0625) {
   ModelConfig c;
-  c.encoder = "resnet18";
+  c.encoder = models::Encoder::resnet18;
   c.width = width;
-  c.input_height = 64;
-  c.input_width = 96;
-  c.seed = 3;
   return c;
 }
+// The narrow model's training input (for appm's bins) and seed.
+const BuildOptions kBuild{64, 96, 3};
 
 // Gradient check of a block in float64: the block's own parameters and its input.
 void check_block_grads(nn::Module& m, const Shape& in_shape,
@@ -43,16 +44,46 @@ TEST_CASE("block and module parameter counts match the reference implementation"
   CHECK(models::NonBottleneck1D(256, 256, 1, nn::NormKind::batchnorm, g).num_parameters() == 788480);
   CHECK(models::BasicBlock(512, 512, 1, nn::NormKind::batchnorm, g).num_parameters() == 4720640);
   ModelConfig full;
-  full.semantic = true, full.depth = false;
+  full.tasks = {models::Task::semantic};
   int64_t se = 0;
   for (int64_t c : {64, 64, 128, 256, 512}) se += models::SEFusion(c, g).num_parameters();
   CHECK(se == 90240);
-  CHECK(models::ContextModule(full, 512, 512, g).num_parameters() == 788480);
+  CHECK(models::ContextModule(full, BuildOptions{}, 512, 512, g).num_parameters() == 788480);
+}
+
+TEST_CASE("group_norm_groups follows the model's rule and always divides") {
+  CHECK(models::group_norm_groups(512) == 32);
+  CHECK(models::group_norm_groups(64) == 32);
+  CHECK(models::group_norm_groups(32) == 32);
+  CHECK(models::group_norm_groups(96) == 32);
+  CHECK(models::group_norm_groups(16) == 16);
+  CHECK(models::group_norm_groups(8) == 8);
+  CHECK(models::group_norm_groups(6) == 3);
+  CHECK(models::group_norm_groups(4) == 2);
+  CHECK(models::group_norm_groups(3) == 1);
+  CHECK(models::group_norm_groups(2) == 1);
+  CHECK(models::group_norm_groups(1) == 1);
+  // Where the rule's count does not divide: the largest divisor below it.
+  CHECK(models::group_norm_groups(48) == 24);
+  CHECK(models::group_norm_groups(40) == 20);
+  CHECK(models::group_norm_groups(24) == 12);
+  CHECK(models::group_norm_groups(12) == 6);
+  CHECK(models::group_norm_groups(31) == 1);
+  CHECK(models::group_norm_groups(5) == 1);
+  for (int64_t c = 1; c <= 600; ++c) {
+    const int64_t g = models::group_norm_groups(c);
+    const int64_t rule = c >= 32 ? 32 : c >= 16 ? 16 : c >= 8 ? 8 : std::max<int64_t>(1, c / 2);
+    INFO("channels ", c, " -> ", g);
+    CHECK(c % g == 0);
+    CHECK(g <= rule);
+    for (int64_t h = g + 1; h <= rule; ++h) CHECK(c % h != 0);  // no larger valid count was skipped
+  }
+  CHECK_THROWS_WITH_AS(models::group_norm_groups(0), doctest::Contains("channel count must be at least 1, got 0"), Error);
 }
 
 TEST_CASE("the ResNet-50 encoder has torchvision's bottleneck layout") {
   ModelConfig c;
-  c.encoder = "resnet50";
+  c.encoder = models::Encoder::resnet50;
   Generator g(1);
   models::ResNetEncoder rgb(c, 3, g);
   // torchvision's resnet50 has 25,557,032 parameters, of which the classifier holds 2,049,000.
@@ -66,8 +97,8 @@ TEST_CASE("the ResNet-50 encoder has torchvision's bottleneck layout") {
   CHECK(sd.at("layer2.0.conv2.weight").shape() == Shape{128, 128, 3, 3});  // v1.5: stride in the 3x3
   // The whole multi-task model at a narrow width runs and fuses at 64/256/512/1024/2048 x width.
   ModelConfig n = narrow();
-  n.encoder = "resnet50";
-  models::ESANet m(n);
+  n.encoder = models::Encoder::resnet50;
+  models::ESANet m(n, kBuild);
   CHECK(m.se_layer[4]->se_rgb->fc->children().size() == 4);
   CHECK(m.state_dict().at("se_layer4.se_rgb.fc.0.weight").shape() == Shape{8, 128, 1, 1});
   auto out = m.forward(test::randn({2, 3, 64, 96}), test::randn({2, 1, 64, 96}));
@@ -76,7 +107,7 @@ TEST_CASE("the ResNet-50 encoder has torchvision's bottleneck layout") {
 }
 
 TEST_CASE("state dict names follow the reference implementation") {
-  models::ESANet m(narrow());
+  models::ESANet m(narrow(), kBuild);
   auto sd = m.state_dict();
   for (const char* k : {"encoder_rgb.conv1.weight", "encoder_rgb.bn1.running_var", "encoder_depth.layer2.0.downsample.0.weight",
                         "encoder_rgb.layer1.1.conv3x1_2.bias", "se_layer3.se_depth.fc.2.weight", "skip_layer1.0.conv.weight",
@@ -95,15 +126,15 @@ TEST_CASE("state dict names follow the reference implementation") {
 
 TEST_CASE("output shapes for the configurations") {
   Tensor rgb = test::randn({2, 3, 64, 96}), depth = test::randn({2, 1, 64, 96});
-  for (std::string block : {"nbt1d", "basic"})
-    for (std::string context : {"ppm", "appm", "none"})
-      for (std::string up : {"learned", "bilinear", "nearest"}) {
+  for (models::Block block : {models::Block::nbt1d, models::Block::basic})
+    for (models::Context context : {models::Context::ppm, models::Context::appm, models::Context::none})
+      for (nn::UpsampleMode up : {nn::UpsampleMode::learned, nn::UpsampleMode::bilinear, nn::UpsampleMode::nearest}) {
         ModelConfig c = narrow();
         c.block = block, c.context = context, c.upsampling = up;
-        CAPTURE(block);
-        CAPTURE(context);
-        CAPTURE(up);
-        models::ESANet m(c);
+        CAPTURE(to_string(block));
+        CAPTURE(to_string(context));
+        CAPTURE(to_string(up));
+        models::ESANet m(c, kBuild);
         auto out = m.forward(rgb, depth);
         CHECK(out.semantic.shape() == Shape{2, 7, 64, 96});
         REQUIRE(out.side.size() == 3);
@@ -113,35 +144,44 @@ TEST_CASE("output shapes for the configurations") {
         CHECK(out.depth.shape() == Shape{2, 1, 64, 96});
       }
   ModelConfig c = narrow();
-  c.norm = "groupnorm", c.depth_head = "light";
-  models::ESANet light(c);
+  c.norm = nn::NormKind::groupnorm, c.depth_head = models::DepthHead::light;
+  models::ESANet light(c, kBuild);
   light.eval();
   auto out = light.forward(rgb, depth);
   CHECK(out.side.empty());
   for (double v : out.depth.to_f64_vector()) CHECK((v > 0 && v < 1));
-  c.semantic = false, c.depth_head = "decoder";
-  models::ESANet depth_only(c);
+  c.tasks = {models::Task::depth}, c.depth_head = models::DepthHead::decoder;
+  models::ESANet depth_only(c, kBuild);
   auto d = depth_only.forward(rgb, depth);
   CHECK_FALSE(d.semantic.defined());
   CHECK(d.depth.shape() == Shape{2, 1, 64, 96});
   // The adaptive context module accepts another input size.
   ModelConfig a = narrow();
-  a.context = "appm";
-  models::ESANet appm(a);
+  a.context = models::Context::appm;
+  models::ESANet appm(a, kBuild);
   appm.eval();
   CHECK(appm.forward(test::randn({1, 3, 128, 192}), test::randn({1, 1, 128, 192})).semantic.shape() == Shape{1, 7, 128, 192});
 }
 
 TEST_CASE("bad inputs and configurations are reported clearly") {
-  models::ESANet m(narrow());
+  models::ESANet m(narrow(), kBuild);
   CHECK_THROWS_WITH_AS(m.forward(zeros({1, 3, 60, 96}), zeros({1, 1, 60, 96})), doctest::Contains("multiple of 32"), Error);
   CHECK_THROWS_WITH_AS(m.forward(zeros({1, 4, 64, 96}), zeros({1, 1, 64, 96})), doctest::Contains("is not [N, 3, H, W]"), Error);
   ModelConfig c = narrow();
-  c.encoder = "resnet101";
-  CHECK_THROWS_WITH_AS(models::ESANet{c}, doctest::Contains("model.encoder"), Error);
+  c.tasks = {models::Task::depth}, c.depth_head = models::DepthHead::light;
+  CHECK_THROWS_WITH_AS(models::ESANet(c, kBuild), doctest::Contains("model.depth_head"), Error);
   c = narrow();
-  c.semantic = false, c.depth_head = "light";
-  CHECK_THROWS_WITH_AS(models::ESANet{c}, doctest::Contains("model.depth_head"), Error);
+  c.tasks = {};
+  CHECK_THROWS_WITH_AS(models::ESANet(c, kBuild), doctest::Contains("model.tasks: at least one"), Error);
+  c = narrow();
+  c.num_classes = models::kMaxClasses + 1;
+  CHECK_THROWS_WITH_AS(models::ESANet(c, kBuild), doctest::Contains("model.num_classes: 257 (expected 1..256)"), Error);
+  c = narrow();
+  c.width = 4.5;
+  CHECK_THROWS_WITH_AS(models::ESANet(c, kBuild), doctest::Contains("model.width: 4.5 (expected a multiplier in (0, 4])"),
+                       Error);
+  CHECK_THROWS_WITH_AS(models::ESANet(narrow(), BuildOptions{60, 96, 3}), doctest::Contains("train.input_size: 96x60"),
+                       Error);
 }
 
 TEST_CASE("gradcheck: NonBottleneck1D, stride 2 with downsample (batchnorm, training)") {
@@ -174,7 +214,7 @@ TEST_CASE("gradcheck: SE fusion") {
 TEST_CASE("gradcheck: context module") {
   Generator g(2);
   ModelConfig c = narrow();
-  models::ContextModule cm(c, 4, 3, g);
+  models::ContextModule cm(c, kBuild, 4, 3, g);
   check_block_grads(cm, {2, 4, 2, 3}, [](nn::Module& m, const Tensor& x) { return m.forward(x); });
 }
 
@@ -199,10 +239,10 @@ TEST_SUITE("cuda") {
     test::PoisonGuard poison;
     bool tf32 = cuda::allow_tf32();
     cuda::set_allow_tf32(false);
-    for (std::string norm : {"batchnorm", "groupnorm"}) {
+    for (nn::NormKind norm : {nn::NormKind::batchnorm, nn::NormKind::groupnorm}) {
       ModelConfig c = narrow(0.125);
       c.norm = norm;
-      models::ESANet cpu(c), gpu(c);
+      models::ESANet cpu(c, kBuild), gpu(c, kBuild);
       gpu.to(Device::cuda());
       Tensor rgb = test::randn({2, 3, 64, 96}), depth = test::randn({2, 1, 64, 96});
       auto a = cpu.forward(rgb, depth);

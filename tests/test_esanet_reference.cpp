@@ -67,19 +67,27 @@ double norm_of_all(const std::map<std::string, Tensor>& ts) {
   return std::sqrt(s);
 }
 
-void check_variant(const std::string& norm, const std::string& p, DType dt) {
+template <class E>
+E meta_enum(const std::string& key) {
+  const std::optional<E> v = parse_enum<E>(fixture().metadata.at(key));
+  REQUIRE_MESSAGE(v.has_value(), "fixture metadata " << key << " = " << fixture().metadata.at(key));
+  return *v;
+}
+
+void check_variant(nn::NormKind norm, const std::string& p, DType dt) {
   const auto& meta = fixture().metadata;
   models::ModelConfig c;
-  c.encoder = meta.at("encoder");
-  c.block = meta.at("block");
-  c.context = meta.at("context");
-  c.upsampling = meta.at("upsampling");
-  c.num_classes = std::stoll(meta.at("num_classes"));
+  c.encoder = meta_enum<models::Encoder>("encoder");
+  c.block = meta_enum<models::Block>("block");
+  c.context = meta_enum<models::Context>("context");
+  c.upsampling = meta_enum<nn::UpsampleMode>("upsampling");
+  c.num_classes = std::stoi(meta.at("num_classes"));
   c.width = std::stod(meta.at("width"));
-  c.input_height = std::stoll(meta.at("height"));
-  c.input_width = std::stoll(meta.at("width_px"));
   c.norm = norm;
-  models::ESANet model(c);
+  models::BuildOptions build;
+  build.input_height = std::stoll(meta.at("height"));
+  build.input_width = std::stoll(meta.at("width_px"));
+  models::ESANet model(c, build);
   model.to(dt);
   nn::LoadReport r = model.load_state_dict(with_prefix(p + "param/"), true, "the PyTorch fixture");
   CHECK(r.clean());
@@ -110,7 +118,7 @@ void check_variant(const std::string& norm, const std::string& p, DType dt) {
 
   loss.backward();
   const double grad_floor = 1e-3 * norm_of_all(with_prefix(p + "grad/"));
-  const double grad_tol = norm == "groupnorm" ? 1e-2 : 2e-3;
+  const double grad_tol = norm == nn::NormKind::groupnorm ? 1e-2 : 2e-3;
   int compared = 0;
   for (auto& [name, param] : model.named_parameters()) {
     INFO("gradient of " << name);
@@ -134,8 +142,8 @@ void check_variant(const std::string& norm, const std::string& p, DType dt) {
 
 }  // namespace
 
-TEST_CASE("ESANet with BatchNorm in float64 reproduces PyTorch exactly") { check_variant("batchnorm", "bn/", DType::f64); }
-TEST_CASE("ESANet with GroupNorm in float64 reproduces PyTorch exactly") { check_variant("groupnorm", "gn/", DType::f64); }
-TEST_CASE("ESANet with BatchNorm in float32 reproduces PyTorch") { check_variant("batchnorm", "bn/", DType::f32); }
-TEST_CASE("ESANet with GroupNorm in float32 reproduces PyTorch") { check_variant("groupnorm", "gn/", DType::f32); }
+TEST_CASE("ESANet with BatchNorm in float64 reproduces PyTorch exactly") { check_variant(nn::NormKind::batchnorm, "bn/", DType::f64); }
+TEST_CASE("ESANet with GroupNorm in float64 reproduces PyTorch exactly") { check_variant(nn::NormKind::groupnorm, "gn/", DType::f64); }
+TEST_CASE("ESANet with BatchNorm in float32 reproduces PyTorch") { check_variant(nn::NormKind::batchnorm, "bn/", DType::f32); }
+TEST_CASE("ESANet with GroupNorm in float32 reproduces PyTorch") { check_variant(nn::NormKind::groupnorm, "gn/", DType::f32); }
 

@@ -230,36 +230,6 @@ TEST_CASE("group_norm accepts [N, C, *] inputs, non-contiguous views and another
               1e-5, 1e-5);
 }
 
-TEST_CASE("group_norm_groups follows the model's rule and always divides") {
-  CHECK(ops::group_norm_groups(512) == 32);
-  CHECK(ops::group_norm_groups(64) == 32);
-  CHECK(ops::group_norm_groups(32) == 32);
-  CHECK(ops::group_norm_groups(96) == 32);
-  CHECK(ops::group_norm_groups(16) == 16);
-  CHECK(ops::group_norm_groups(8) == 8);
-  CHECK(ops::group_norm_groups(6) == 3);
-  CHECK(ops::group_norm_groups(4) == 2);
-  CHECK(ops::group_norm_groups(3) == 1);
-  CHECK(ops::group_norm_groups(2) == 1);
-  CHECK(ops::group_norm_groups(1) == 1);
-  // Where the rule's count does not divide: the largest divisor below it.
-  CHECK(ops::group_norm_groups(48) == 24);
-  CHECK(ops::group_norm_groups(40) == 20);
-  CHECK(ops::group_norm_groups(24) == 12);
-  CHECK(ops::group_norm_groups(12) == 6);
-  CHECK(ops::group_norm_groups(31) == 1);
-  CHECK(ops::group_norm_groups(5) == 1);
-  for (int64_t c = 1; c <= 600; ++c) {
-    const int64_t g = ops::group_norm_groups(c);
-    const int64_t rule = c >= 32 ? 32 : c >= 16 ? 16 : c >= 8 ? 8 : std::max<int64_t>(1, c / 2);
-    INFO("channels ", c, " -> ", g);
-    CHECK(c % g == 0);
-    CHECK(g <= rule);
-    for (int64_t h = g + 1; h <= rule; ++h) CHECK(c % h != 0);  // no larger valid count was skipped
-  }
-  CHECK_THROWS_WITH_AS(ops::group_norm_groups(0), doctest::Contains("channel count must be at least 1, got 0"), Error);
-}
-
 TEST_CASE("gradcheck: group_norm with and without affine") {
   struct G {
     Shape s;

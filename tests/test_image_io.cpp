@@ -8,10 +8,10 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "core/file_io.h"
 #include "tests/support/temp_dir.h"
-#include "train/dataset.h"
-#include "train/image_io.h"
+#include "train/data/dataset.h"
+#include "train/data/image_io.h"
 
 using namespace mtl;
 using namespace mtl::train;

@@ -9,11 +9,11 @@
 #include <set>
 
 #include "core/error.h"
-#include "core/safetensors.h"
+#include "core/file_io.h"
 #include "tests/support/gpu.h"
 #include "tests/support/temp_dir.h"
-#include "train/datagen.h"
-#include "train/loader.h"
+#include "train/data/synthetic/datagen.h"
+#include "train/data/loader.h"
 
 using namespace mtl;
 using namespace mtl::train;

@@ -16,14 +16,6 @@ using namespace mtl;
 
 namespace {
 
-Tensor random_labels(const Shape& s, int64_t c, double ignore_frac, int64_t ignore, DType dt = DType::i32) {
-  std::vector<double> v(static_cast<size_t>(numel(s)));
-  for (double& e : v)
-    e = test::rng().next_uniform() < ignore_frac ? static_cast<double>(ignore)
-                                                 : static_cast<double>(test::rng().next_u64() % c);
-  return from_vector(v, s, dt);
-}
-
 // Logits drawn from a few integer values, so that ties between classes are common.
 Tensor tied_logits(const Shape& s, DType dt = DType::f32) {
   std::vector<double> v(static_cast<size_t>(numel(s)));
@@ -110,8 +102,8 @@ Tensor random_depth(const Shape& s, double invalid_frac) {
 }  // namespace
 
 TEST_CASE("confusion matrix from labels and from logits matches plain loops") {
-  Tensor target = random_labels({3, 5, 7}, 6, 0.2, 255, DType::u8);
-  Tensor pred = random_labels({3, 5, 7}, 6, 0.0, 0, DType::i64);
+  Tensor target = test::random_labels({3, 5, 7}, 6, 0.2, 255, DType::u8);
+  Tensor pred = test::random_labels({3, 5, 7}, 6, 0.0, 0, DType::i64);
   CHECK_CLOSE(ops::confusion_matrix(pred, target, 6, ignoring(255)), reference_confusion(pred, target, 6, 255), 0, 0);
   for (DType dt : {DType::f32, DType::f64}) {
     Tensor logits = tied_logits({3, 6, 5, 7}, dt);
@@ -125,7 +117,7 @@ TEST_CASE("confusion matrix from labels and from logits matches plain loops") {
   CHECK_CLOSE(ops::confusion_matrix(x, y, 4),
               from_vector({1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {4, 4}, DType::i64), 0, 0);
   // Two batches accumulated equal one batch of both.
-  Tensor t2 = random_labels({2, 5, 7}, 6, 0.2, 255, DType::u8), l2 = tied_logits({2, 6, 5, 7});
+  Tensor t2 = test::random_labels({2, 5, 7}, 6, 0.2, 255, DType::u8), l2 = tied_logits({2, 6, 5, 7});
   Tensor l1 = tied_logits({3, 6, 5, 7});
   ops::ConfusionMatrix cm(6, Device::cpu(), ignoring(255));
   cm.update(l1, target);
@@ -162,7 +154,7 @@ TEST_CASE("segmentation metrics from a hand-made confusion matrix") {
 }
 
 TEST_CASE("identical prediction and target give IoU 1; a class in neither is absent") {
-  Tensor target = random_labels({2, 9, 11}, 5, 0.1, -1);  // classes 0..4 of 7
+  Tensor target = test::random_labels({2, 9, 11}, 5, 0.1, -1);  // classes 0..4 of 7
   Tensor pred = target.clone();
   for (int64_t i = 0; i < 2; ++i)
     for (int64_t q = 0; q < 99; ++q)
@@ -179,11 +171,11 @@ TEST_CASE("identical prediction and target give IoU 1; a class in neither is abs
 }
 
 TEST_CASE("confusion matrix: invalid labels are errors naming the value") {
-  Tensor target = random_labels({2, 3, 4}, 5, 0.2, -1);
+  Tensor target = test::random_labels({2, 3, 4}, 5, 0.2, -1);
   Tensor logits = test::randn({2, 5, 3, 4});
   target.set({1, 1, 2}, 7);
   CHECK_THROWS_WITH_AS(ops::confusion_matrix(logits, target, 5), doctest::Contains("label 7 at [1, 1, 2]"), Error);
-  Tensor good = random_labels({2, 3, 4}, 5, 0.0, -1), pred = random_labels({2, 3, 4}, 5, 0.0, -1);
+  Tensor good = test::random_labels({2, 3, 4}, 5, 0.0, -1), pred = test::random_labels({2, 3, 4}, 5, 0.0, -1);
   pred.set({0, 2, 3}, 12);
   CHECK_THROWS_WITH_AS(ops::confusion_matrix(pred, good, 5), doctest::Contains("predicted labels"), Error);
   CHECK_THROWS_WITH_AS(ops::confusion_matrix(pred, good, 5), doctest::Contains("label 12 at [0, 2, 3]"), Error);
@@ -247,8 +239,8 @@ TEST_SUITE("cuda") {
       CAPTURE(k.c);
       for (DType dt : {DType::u8, DType::i32, DType::i64}) {
         const int64_t ignore = k.c == 256 ? -1 : 255;
-        Tensor target = random_labels(k.s, k.c, 0.15, ignore, k.c == 256 && dt == DType::u8 ? DType::i32 : dt);
-        Tensor pred = random_labels(k.s, k.c, 0.0, 0, DType::i32);
+        Tensor target = test::random_labels(k.s, k.c, 0.15, ignore, k.c == 256 && dt == DType::u8 ? DType::i32 : dt);
+        Tensor pred = test::random_labels(k.s, k.c, 0.0, 0, DType::i32);
         Shape ls = k.s;
         ls.insert(ls.begin() + 1, k.c);
         Tensor logits = k.c <= 40 ? tied_logits(ls) : test::randn(ls);
@@ -269,7 +261,7 @@ TEST_SUITE("cuda") {
       }
     }
     // Accumulated on the device over two batches = one batch of both.
-    Tensor a = random_labels({2, 31, 29}, 40, 0.1, 255), b = random_labels({3, 31, 29}, 40, 0.1, 255);
+    Tensor a = test::random_labels({2, 31, 29}, 40, 0.1, 255), b = test::random_labels({3, 31, 29}, 40, 0.1, 255);
     Tensor la = test::randn({2, 40, 31, 29}), lb = test::randn({3, 40, 31, 29});
     ops::ConfusionMatrix cm(40, Device::cuda(), ignoring(255));
     cm.update(la.cuda(), a.cuda());
@@ -281,7 +273,7 @@ TEST_SUITE("cuda") {
   TEST_CASE("cuda: confusion label errors and depth metrics parity") {
     MTL_REQUIRE_CUDA();
     test::PoisonGuard poison;
-    Tensor target = random_labels({2, 9, 10}, 7, 0.1, 255);
+    Tensor target = test::random_labels({2, 9, 10}, 7, 0.1, 255);
     target.set({1, 8, 9}, 31);
     target.set({1, 8, 8}, 40);
     CHECK_THROWS_WITH_AS(ops::confusion_matrix(test::randn({2, 7, 9, 10}).cuda(), target.cuda(), 7, ignoring(255)),

@@ -6,7 +6,7 @@
 #include <numbers>
 
 #include "core/error.h"
-#include "train/schedule.h"
+#include "train/optim/schedule.h"
 
 using namespace mtl;
 using train::LrSchedule;

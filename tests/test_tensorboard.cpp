@@ -19,8 +19,8 @@
 #include "core/error.h"
 #include "tests/support/gpu.h"
 #include "tests/support/temp_dir.h"
-#include "train/image_io.h"
-#include "train/tensorboard.h"
+#include "train/data/image_io.h"
+#include "train/log/tensorboard.h"
 
 using namespace mtl;
 using namespace mtl::train;

@@ -15,12 +15,12 @@
 #include "core/error.h"
 #include "core/generator.h"
 #include "models/esanet.h"
-#include "train/adamw.h"
-#include "train/balancer.h"
-#include "train/checkpoint.h"
-#include "train/config.h"
-#include "train/datagen.h"
-#include "train/trainer.h"
+#include "train/optim/adamw.h"
+#include "train/objective/balancer.h"
+#include "train/run/checkpoint.h"
+#include "train/config/config.h"
+#include "train/data/synthetic/datagen.h"
+#include "train/engine/train_job.h"
 #include "tests/support/random.h"
 #include "tests/support/temp_dir.h"
 
@@ -50,10 +50,10 @@ const std::string& tiny_data() {
 Config tiny_config() {
   Config c;
   c.data.root = tiny_data();
-  c.model.encoder = Encoder::resnet18;
-  c.model.block = Block::basic;
+  c.model.encoder = models::Encoder::resnet18;
+  c.model.block = models::Block::basic;
   c.model.width = 0.0625;
-  c.model.depth_head = DepthHead::light;
+  c.model.depth_head = models::DepthHead::light;
   c.train.epochs = 3;
   c.train.batch_size = 4;
   c.train.input_size = {64, 64};
@@ -147,8 +147,8 @@ TEST_CASE("checkpoints round-trip the model the optimizer the balancer and the l
   test::TempDir tmp("trainer_ckpt");
   const fs::path& d = tmp.path;
   models::ModelConfig mc;
-  mc.encoder = "resnet18", mc.width = 0.0625, mc.input_height = 64, mc.input_width = 64;
-  models::ESANet model(mc);
+  mc.encoder = models::Encoder::resnet18, mc.width = 0.0625;
+  models::ESANet model(mc, {64, 64, 0});
   UncertaintyBalancer bal({"semantic", "depth"});
   auto named = model.named_parameters();
   for (auto& [n, t] : bal.named_parameters()) named.emplace_back("balancer." + n, t);
@@ -288,9 +288,9 @@ TEST_CASE("the model summary lists top-level modules and the total") {
   CHECK(s.find("encoder_rgb: ") != std::string::npos);
   CHECK(s.find("depth_head: ") != std::string::npos);
   models::ModelConfig mc;
-  mc.encoder = "resnet18", mc.block = "basic", mc.width = 0.0625, mc.depth_head = "light";
-  mc.input_height = mc.input_width = 64;
-  models::ESANet m(mc);
+  mc.encoder = models::Encoder::resnet18, mc.block = models::Block::basic, mc.width = 0.0625;
+  mc.depth_head = models::DepthHead::light;
+  models::ESANet m(mc, {64, 64, 0});
   std::string last = s.substr(s.rfind("total parameters: "));
   CHECK(last == "total parameters: " + std::to_string(m.num_parameters()) + "\n");
 }

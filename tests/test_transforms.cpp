@@ -7,7 +7,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "train/transforms.h"
+#include "train/data/transforms.h"
 
 using namespace mtl;
 using namespace mtl::train;

@@ -6,12 +6,13 @@
 #include <filesystem>
 #include <limits>
 
+#include "core/file_io.h"
 #include "core/error.h"
 #include "tests/support/temp_dir.h"
-#include "train/config.h"
-#include "train/image_io.h"
-#include "train/transforms.h"
-#include "train/visuals.h"
+#include "train/config/config.h"
+#include "train/data/image_io.h"
+#include "train/data/transforms.h"
+#include "train/log/visuals.h"
 
 using namespace mtl;
 using namespace mtl::train;
@@ -209,7 +210,7 @@ TEST_CASE("panel PNG is written atomically and decodes back") {
   const ImageU8 p = make_panel(solid(5, 4, {200, 10, 30}), solid(5, 4, {0, 90, 250}), {}, {}, {});
   const std::string path = (dir.path / "visuals" / "epoch_001_sample_0.png").string();
   write_png(path, p);
-  const std::string bytes = read_file_bytes(path);
+  const std::string bytes = read_file(path);
   CHECK(bytes.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
   CHECK(read_rgb(path) == p);
   int files = 0;

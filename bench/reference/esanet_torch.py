@@ -14,6 +14,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from cuda_timing import pipelined_ms  # noqa: E402
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "reference"))
 import make_esanet_reference as ref  # noqa: E402
 
@@ -35,19 +37,6 @@ def step_fn(model, log_vars, opt, batch, amp):
     opt.step()
     opt.zero_grad(set_to_none=True)
     return total
-
-
-def timed(fn, iters):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    stop.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(stop) / iters
 
 
 def main():
@@ -83,7 +72,7 @@ def main():
         m = torch.compile(model) if comp else model
         model.train()
         torch.cuda.reset_peak_memory_stats()
-        ms = timed(lambda: step_fn(m, log_vars, opt, batch, amp), args.iters)
+        ms = pipelined_ms(lambda: step_fn(m, log_vars, opt, batch, amp), 3, args.iters)
         peak = torch.cuda.max_memory_allocated() / 2 ** 20
         model.eval()
         with torch.no_grad():
@@ -91,7 +80,7 @@ def main():
             for b in (1, 8):
                 x, d = rgb[:b].contiguous(memory_format=mf), depth[:b].contiguous(memory_format=mf)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                    infer[b] = timed(lambda: m(x, d), args.iters)
+                    infer[b] = pipelined_ms(lambda: m(x, d), 3, args.iters)
         rows.append((name, n * 1000 / ms, ms, peak, infer[1], 8 * 1000 / infer[8]))
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
     print(f"{'configuration':40s} {'train img/s':>12s} {'step ms':>9s} {'peak MiB':>9s} {'b1 latency ms':>14s} {'b8 infer img/s':>15s}")

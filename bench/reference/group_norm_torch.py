@@ -19,6 +19,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from cuda_timing import per_call_ms  # noqa: E402
+
 # (N, C, H, W) of ESANet's encoder stages at 640x480, batch 8, as in bench_group_norm.cpp.
 SHAPES = [(8, 64, 240, 320), (8, 64, 120, 160), (8, 128, 60, 80), (8, 256, 30, 40), (8, 512, 15, 20)]
 EPS = 1e-5
@@ -38,22 +40,6 @@ def forward_bytes(n, c, hw, g):
 
 def backward_bytes(n, c, hw, g):
     return 4 * (3 * n * c * hw + 2 * n * g + 3 * c)
-
-
-def mean_ms(fn, warmup, iters):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    start = torch.cuda.Event(enable_timing=True)
-    stop = torch.cuda.Event(enable_timing=True)
-    total = 0.0
-    for _ in range(iters):
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        total += start.elapsed_time(stop)
-    return total / iters
 
 
 def row(name, label, ms, nbytes, copy_gbs):
@@ -78,7 +64,7 @@ def main():
     n = 1 << 28
     a = torch.empty(n, dtype=torch.float32, device=dev)
     b = torch.empty_like(a)
-    copy_ms = mean_ms(lambda: b.copy_(a), args.warmup, args.iters)
+    copy_ms = per_call_ms(lambda: b.copy_(a), args.warmup, args.iters)
     copy_gbs = 2 * 4 * n / (copy_ms * 1e-3) / 1e9
     row("torch_DeviceCopy", f"{n} floats", copy_ms, 2 * 4 * n, copy_gbs)
     del a, b
@@ -90,7 +76,7 @@ def main():
         gamma = (1 + torch.randn(c, device=dev))
         beta = torch.randn(c, device=dev)
         with torch.no_grad():
-            fwd_ms = mean_ms(lambda: F.group_norm(x, g, gamma, beta, EPS), args.warmup, args.iters)
+            fwd_ms = per_call_ms(lambda: F.group_norm(x, g, gamma, beta, EPS), args.warmup, args.iters)
         row("torch_GroupNormForward", label, fwd_ms, forward_bytes(bn, c, h * w, g), copy_gbs)
 
         xg = x.clone().requires_grad_(True)
@@ -98,7 +84,7 @@ def main():
         bg = beta.clone().requires_grad_(True)
         y = F.group_norm(xg, g, gg, bg, EPS)
         dy = torch.randn_like(y)
-        bwd_ms = mean_ms(lambda: torch.autograd.grad(y, (xg, gg, bg), dy, retain_graph=True), args.warmup,
+        bwd_ms = per_call_ms(lambda: torch.autograd.grad(y, (xg, gg, bg), dy, retain_graph=True), args.warmup,
                          args.iters)
         row("torch_GroupNormBackward", label, bwd_ms, backward_bytes(bn, c, h * w, g), copy_gbs)
         del x, xg, y, dy

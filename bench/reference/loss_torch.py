@@ -22,23 +22,15 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-N, H, W = 8, 480, 640
-P = N * H * W
+from cuda_timing import per_call_ms  # noqa: E402
 
 
 def time_ms(fn, iters, warmup=5):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    return statistics.median(times)
+    return per_call_ms(fn, warmup, iters, statistics.median)
+
+
+N, H, W = 8, 480, 640
+P = N * H * W
 
 
 def silog(pred, target, lam=0.85, sqrt_scaled=False, min_pred=1e-6):

@@ -18,6 +18,4 @@ void set_cpu_threads(int n) {
 #endif
 }
 
-int cpu_threads() { return omp_get_max_threads(); }
-
 }  // namespace mtl::kernels

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace mtl::test {
 
@@ -27,6 +28,13 @@ Tensor randn_grad(const Shape& shape) {
   Tensor t = randn(shape, DType::f64);
   t.set_requires_grad(true);
   return t;
+}
+
+Tensor random_labels(const Shape& s, int64_t c, double ignore_frac, int64_t ignore, DType dt) {
+  std::vector<double> v(static_cast<size_t>(numel(s)));
+  for (double& e : v)
+    e = rng().next_uniform() < ignore_frac ? static_cast<double>(ignore) : static_cast<double>(rng().next_u64() % c);
+  return from_vector(v, s, dt);
 }
 
 }  // namespace mtl::test

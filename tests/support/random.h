@@ -14,5 +14,7 @@ Tensor randn(const Shape& shape, Options o = {});
 Tensor rand(const Shape& shape, double lo, double hi, Options o = {});
 // float64 CPU leaf that requires grad.
 Tensor randn_grad(const Shape& shape);
+// Class labels in [0, c), about `ignore_frac` of them replaced by `ignore`.
+Tensor random_labels(const Shape& s, int64_t c, double ignore_frac, int64_t ignore, DType dt = DType::i32);
 
 }  // namespace mtl::test

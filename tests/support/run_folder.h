@@ -13,14 +13,14 @@
 #include <sstream>
 #include <string>
 
-#include "core/safetensors.h"
+#include "core/file_io.h"
 #include "models/esanet.h"
 #include "tests/support/temp_dir.h"
-#include "train/checkpoint.h"
-#include "train/config.h"
-#include "train/dataset.h"
-#include "train/dataset_stats.h"
-#include "train/model_factory.h"
+#include "train/config/config.h"
+#include "train/data/dataset.h"
+#include "train/data/dataset_stats.h"
+#include "train/eval/predictor.h"
+#include "train/run/checkpoint.h"
 
 namespace mtl::test {
 
@@ -30,8 +30,8 @@ inline train::Config tiny_run_config(const std::string& data_root, int width = 1
   cfg.data.root = data_root;
   cfg.data.depth_scale = 0.001;
   cfg.data.max_depth = 10.0;
-  cfg.model.encoder = train::Encoder::resnet18;
-  cfg.model.block = train::Block::basic;
+  cfg.model.encoder = models::Encoder::resnet18;
+  cfg.model.block = models::Block::basic;
   cfg.model.width = 0.125;
   cfg.train.input_size = {width, height};
   cfg.eval.batch_size = 2;
@@ -55,6 +55,34 @@ inline train::DatasetStats made_up_stats(double depth_mean, double depth_std, in
   return s;
 }
 
+// The network of `cfg`, freshly initialised (runtime.seed + seed_offset), in evaluation mode.
+inline std::shared_ptr<models::ESANet> fresh_model(const train::Config& cfg, uint64_t seed_offset = 0) {
+  models::BuildOptions b = train::model_build_options(cfg);
+  b.seed += seed_offset;
+  auto m = std::make_shared<models::ESANet>(cfg.model, b);
+  m->eval();
+  return m;
+}
+
+// A random image: RGB noise and depth between 0.5 and 6 m with a few holes.
+struct TestImage {
+  train::ImageU8 rgb;
+  train::ImageF depth;
+  train::InputImage view() const { return {&rgb, &depth}; }
+};
+inline TestImage random_image(int w, int h, uint64_t seed) {
+  Generator gen(seed);
+  std::vector<double> u(static_cast<size_t>(w) * h * 4);
+  gen.fill_uniform(u.data(), static_cast<int64_t>(u.size()), 0.0, 1.0);
+  TestImage t{train::ImageU8(w, h, 3), train::ImageF(w, h, 1)};
+  for (size_t i = 0; i < t.rgb.data.size(); ++i) t.rgb.data[i] = static_cast<uint8_t>(u[i] * 255.0);
+  for (size_t i = 0; i < t.depth.data.size(); ++i) {
+    const double r = u[t.rgb.data.size() + i];
+    t.depth.data[i] = r < 0.05 ? 0.0f : static_cast<float>(0.5 + 5.5 * r);
+  }
+  return t;
+}
+
 // Writes RUN/config.yaml, RUN/mtl_stats.json and the checkpoint(s) of a network initialised from
 // cfg.runtime.seed + seed_offset. Returns the network's state as saved.
 inline std::map<std::string, Tensor> make_run_folder(const std::string& run, const train::Config& cfg,
@@ -66,13 +94,10 @@ inline std::map<std::string, Tensor> make_run_folder(const std::string& run, con
   train::DatasetIndex index;
   index.split = "train";
   train::save_stats(run + "/mtl_stats.json", stats, train::Dataset(cfg.data, index));
-  models::ModelConfig mc = train::model_config(cfg);
-  mc.seed += seed_offset;
-  models::ESANet model(mc);
-  model.eval();
-  if (best) train::save_checkpoint(run + "/checkpoints/best.safetensors", model, nullptr, nullptr, nullptr);
-  if (last) train::save_checkpoint(run + "/checkpoints/last.safetensors", model, nullptr, nullptr, nullptr);
-  return model.state_dict();
+  const auto model = fresh_model(cfg, seed_offset);
+  if (best) train::save_checkpoint(run + "/checkpoints/best.safetensors", *model, nullptr, nullptr, nullptr);
+  if (last) train::save_checkpoint(run + "/checkpoints/last.safetensors", *model, nullptr, nullptr, nullptr);
+  return model->state_dict();
 }
 
 inline std::string read_text(const std::string& path) {

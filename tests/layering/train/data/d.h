@@ -1,0 +1,3 @@
+#pragma once
+// The data layer may not use its synthetic sub-layer.
+#include "train/data/synthetic/c.h"

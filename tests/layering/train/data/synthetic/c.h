@@ -1,0 +1,2 @@
+#pragma once
+#include "train/data/d.h"

@@ -1,0 +1,15 @@
+#pragma once
+// Configuration text to a YAML tree: YAML, or JSON (which yaml-cpp reads nearly always; for what
+// it rejects, tabs say, the tree is built from nlohmann's parse). Internal to train/config/.
+#include <yaml-cpp/yaml.h>
+
+#include <string>
+
+namespace mtl::train::schema {
+
+// Whether `source` names a JSON file (by its extension, in any case).
+bool ends_with_json(const std::string& source);
+// Syntax errors are mtl::Error naming `source` (and, for YAML, the line and column).
+YAML::Node load_tree(const std::string& text, const std::string& source, bool json);
+
+}  // namespace mtl::train::schema

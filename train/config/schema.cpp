@@ -1,0 +1,224 @@
+#include "train/config/schema.h"
+
+#include <set>
+
+#include "train/config/custom_fields.h"
+
+namespace mtl::train::schema {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// The Config member a field reads and writes.
+#define ACC(expr) [](auto& c) -> auto& { return c.expr; }
+
+void add_data(std::vector<Field>& f) {
+  f.push_back(f_string("data.root", ACC(data.root),
+                       "Folder holding train/, val/ and test/, each with images/, masks/ and depth/\n"
+                       "(see docs/dataset_format.md). Relative paths start at the working directory."));
+  f.back().present = [](const Config& c) { return c.data.sources.empty(); };
+  f.push_back({"data.sources",
+               "Several data sets mixed in one run, instead of data.root: a list of\n"
+               "{name: real, root: data/real, weight: 1.0}; the weight scales the loss of that\n"
+               "source's samples, and each batch carries every sample's source id.",
+               read_sources, render_sources, nullptr});
+  f.push_back(f_num("data.depth_scale", ACC(data.depth_scale), 0, true, kInf, false,
+                    "Depth file units to metres: 0.001 for millimetres, 0.0001 for 1/10 mm (SUNRGB-D,\n"
+                    "Kinect v2 samples), 0.0002 for TUM's 1/5000 m. A stored 0 means no measurement."));
+  f.push_back(f_num("data.max_depth", ACC(data.max_depth), 0, true, kInf, false,
+                    "Metres. Depth targets are clamped to it and divided by it, giving [0, 1]."));
+  f.push_back(f_int("data.ignore_index", ACC(data.ignore_index), -1, 65535,
+                    "Label value that contributes to no loss or metric."));
+  f.push_back({"data.label_map",
+               "Remaps stored mask values before use: {255: ignore, 40: 6} sends 255 to\n"
+               "ignore_index and 40 to class 6. Unlisted values are used as stored.",
+               read_label_map, render_label_map, nullptr});
+  f.push_back({"data.classes",
+               "Class list, in label order: a name and a display colour [r, g, b] for visuals.\n"
+               "model.num_classes must equal its length.",
+               read_classes, render_classes, nullptr});
+  f.push_back(f_enum<OnError>("data.on_error", ACC(data.on_error),
+                              "What the scan before training does with bad samples (missing or undecodable\n"
+                              "files, sizes that disagree, label values out of range): fail (one error\n"
+                              "listing all of them) or skip (drop them with a warning that lists them)."));
+}
+
+// The ranges are models::ModelConfig's own (kMaxClasses, kMaxWidth), so that the two agree.
+void add_model(std::vector<Field>& f) {
+  f.push_back(f_enum<models::Encoder>(
+      "model.encoder", ACC(model.encoder),
+      "Encoder depth for both the RGB and the depth branch: resnet18, resnet34 or resnet50\n"
+      "(resnet50 always uses bottleneck blocks; model.block is ignored for it)."));
+  f.push_back(f_enum<models::Block>("model.block", ACC(model.block),
+                                    "Encoder residual block: basic (ResNet) or nbt1d (ESANet's NonBottleneck1D)."));
+  f.push_back(f_enum<models::Context>(
+      "model.context", ACC(model.context),
+      "Context module after the encoder: ppm (bins 1, 5), appm (adaptive bins) or none."));
+  f.push_back(f_int("model.num_classes", ACC(model.num_classes), 1, models::kMaxClasses,
+                    "Semantic classes; must equal the length of data.classes."));
+  f.push_back(f_enum<nn::UpsampleMode>(
+      "model.upsampling", ACC(model.upsampling),
+      "Decoder upsampling: learned (nearest x2 + depthwise 3x3, ESANet), bilinear or nearest."));
+  f.push_back(f_enum<nn::NormKind>("model.norm", ACC(model.norm),
+                                   "Normalisation layers: batchnorm, or groupnorm for small batches."));
+  f.push_back(f_num("model.width", ACC(model.width), 0, true, models::kMaxWidth, false,
+                    "Channel multiplier for encoder and decoder (1.0 = ESANet's widths)."));
+  f.push_back({"model.tasks", "Tasks to train, a non-empty subset of [semantic, depth].", read_tasks, render_tasks,
+               nullptr});
+  f.push_back(f_enum<models::DepthHead>(
+      "model.depth_head", ACC(model.depth_head),
+      "Depth head: decoder (its own decoder, like the semantic one) or light (a small\n"
+      "head on the shared decoder's features)."));
+}
+
+void add_loss(std::vector<Field>& f) {
+  f.push_back(f_enum<Balance>("loss.balance", ACC(loss.balance),
+                              "How the semantic and depth losses are combined: uncertainty (learned\n"
+                              "homoscedastic weights), dwa (dynamic weight averaging) or fixed (fixed_weights)."));
+  f.push_back(f_enum<DepthLoss>("loss.depth", ACC(loss.depth),
+                                "Depth loss on valid pixels: silog (scale-invariant log) or l1."));
+  f.push_back(f_num("loss.silog_lambda", ACC(loss.silog_lambda), 0, false, 1, false,
+                    "Variance weight of the silog loss (0 = plain log-L2, 1 = fully scale-invariant)."));
+  f.push_back({"loss.class_weighting",
+               "Cross-entropy class weights: none, median_frequency (ESANet: median(f)/f_c from\n"
+               "the training split, cached with the depth statistics; a class absent from it gets\n"
+               "1), or an explicit list with one weight per class.",
+               read_class_weighting, render_class_weighting, nullptr});
+  f.push_back(f_num("loss.fixed_weights.semantic", ACC(loss.fixed_weight_semantic), 0, false, 1e6, false,
+                    "Weight of the semantic loss with balance: fixed."));
+  f.push_back(f_num("loss.fixed_weights.depth", ACC(loss.fixed_weight_depth), 0, false, 1e6, false,
+                    "Weight of the depth loss with balance: fixed."));
+  f.push_back(f_num("loss.dwa_temperature", ACC(loss.dwa_temperature), 0, true, kInf, false,
+                    "Softmax temperature of dynamic weight averaging."));
+  f.push_back(f_bool("loss.deep_supervision", ACC(loss.deep_supervision),
+                     "Add the side losses at 1/8, 1/16 and 1/32 of the input (ESANet), equally weighted."));
+}
+
+void add_optim_and_schedule(std::vector<Field>& f) {
+  f.push_back(f_num("optim.lr", ACC(optim.lr), 0, true, 10, false, "AdamW peak learning rate."));
+  f.push_back(f_num("optim.weight_decay", ACC(optim.weight_decay), 0, false, 10, false,
+                    "AdamW decoupled weight decay."));
+  f.push_back(f_pair("optim.betas", ACC(optim.betas), 0, false, 1, true, false,
+                     "AdamW [beta1, beta2], each in [0, 1)."));
+  f.push_back(f_num("optim.eps", ACC(optim.eps), 0, true, 1, false, "AdamW epsilon."));
+  f.push_back(f_num("optim.grad_clip", ACC(optim.grad_clip), 0, false, kInf, false,
+                    "Clip the global gradient norm to this value; 0 = off."));
+  f.push_back(f_int("optim.accumulate", ACC(optim.accumulate), 1, 1024,
+                    "Batches whose gradients are summed per optimiser step."));
+  f.push_back(f_enum<SchedulePolicy>("schedule.policy", ACC(schedule.policy),
+                                     "Learning rate after warmup: cosine or linear decay to min_lr, or constant."));
+  f.push_back(f_int("schedule.warmup_steps", ACC(schedule.warmup_steps), 0, std::numeric_limits<int64_t>::max(),
+                    "Linear warmup from 0 over this many optimiser steps. Set warmup_steps or\n"
+                    "warmup_epochs: giving one sets the other to 0."));
+  f.push_back(f_num("schedule.warmup_epochs", ACC(schedule.warmup_epochs), 0, false, kInf, false,
+                    "Linear warmup over this many epochs (may be fractional)."));
+  f.push_back(f_num("schedule.min_lr", ACC(schedule.min_lr), 0, false, 10, false,
+                    "Learning rate at the end of the decay; must not exceed optim.lr."));
+}
+
+void add_train(std::vector<Field>& f) {
+  f.push_back(f_int("train.epochs", ACC(train.epochs), 1, 1000000, "Passes over the training split."));
+  f.push_back(f_int("train.batch_size", ACC(train.batch_size), 1, 4096, "Samples per batch."));
+  f.push_back({"train.input_size", "Network input WIDTHxHEIGHT; both multiples of 32. Samples are resized to it.",
+               read_size, [](const Config& c) { return to_string(c.train.input_size); }, nullptr});
+  f.push_back(f_int("train.val_every", ACC(train.val_every), 1, 1000000, "Epochs between validations."));
+  f.push_back(f_int("train.val_every_steps", ACC(train.val_every_steps), 0, 100000000,
+                    "Also validate every this many optimiser steps; 0 = only at the ends of epochs."));
+  f.push_back(f_int("train.early_stopping.patience", ACC(train.patience), 0, 1000000,
+                    "Stop after this many validations without improvement of train.monitor; 0 = never."));
+  f.push_back(f_num("train.early_stopping.min_delta", ACC(train.min_delta), 0, false, kInf, false,
+                    "Smallest change of the monitored value that counts as an improvement."));
+  f.push_back(f_enum<Monitor>("train.monitor", ACC(train.monitor),
+                              "Validation value that picks the best checkpoint and drives early stopping:\n"
+                              "miou (higher is better), loss, depth_rmse or depth_abs_rel (lower is better)."));
+  f.push_back(f_bool("train.skip_nonfinite", ACC(train.skip_nonfinite),
+                     "Skip an optimiser step whose loss or gradients are NaN/Inf (and count it)."));
+  f.push_back(f_pair("train.scale_range", ACC(train.scale_range), 0, true, 4, false, true,
+                     "Random rescale factor range [lo, hi] before the random crop (ESANet: [1.0, 1.4])."));
+  f.push_back(f_num("train.hsv_jitter", ACC(train.hsv_jitter), 0, false, 1, true,
+                    "Hue, saturation and value multiplied by U(1-j, 1+j) each (RGB only); 0 = off."));
+  f.push_back(f_bool("train.flip", ACC(train.flip),
+                     "Random horizontal flip (p = 0.5) of RGB, depth and labels together."));
+  f.push_back(f_bool("train.drop_last", ACC(train.drop_last),
+                     "Drop the last, incomplete training batch of each epoch."));
+}
+
+void add_eval_log_runtime(std::vector<Field>& f) {
+  f.push_back(f_int("eval.batch_size", ACC(eval.batch_size), 1, 4096, "Samples per validation/test batch."));
+  f.push_back(f_int("log.every", ACC(log.every), 1, 1000000,
+                    "Optimiser steps between training log lines (metrics.jsonl, TensorBoard)."));
+  f.push_back(f_int("log.visuals", ACC(log.visuals), 0, 1024,
+                    "Validation samples rendered as images per validation; 0 = none."));
+  f.push_back(f_enum<DeviceChoice>("runtime.device", ACC(runtime.device),
+                                   "cpu, cuda, or auto (cuda when a GPU is usable, else cpu)."));
+  f.push_back(f_int("runtime.seed", ACC(runtime.seed), 0, std::numeric_limits<int64_t>::max(),
+                    "Seeds initialisation, shuffling and augmentation; the same seed gives the same run."));
+  f.push_back(f_int("runtime.threads", ACC(runtime.threads), 0, 4096, "CPU compute threads (OpenMP); 0 = all cores."));
+  f.push_back(f_bool("runtime.deterministic", ACC(runtime.deterministic),
+                     "Deterministic algorithms only (cuDNN), at some speed cost."));
+  f.push_back(f_enum<Precision>("runtime.precision", ACC(runtime.precision),
+                                "fp32, or bf16 mixed precision (CUDA only)."));
+  f.push_back(f_int("runtime.workers", ACC(runtime.workers), 0, 256,
+                    "Data-loading threads; 0 = load in the training thread."));
+}
+
+#undef ACC
+
+}  // namespace
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> table = [] {
+    std::vector<Field> f;
+    add_data(f);
+    add_model(f);
+    add_loss(f);
+    add_optim_and_schedule(f);
+    add_train(f);
+    add_eval_log_runtime(f);
+    for (Field& x : f)
+      if (!x.present) x.present = [](const Config&) { return true; };
+    return f;
+  }();
+  return table;
+}
+
+const std::map<std::string, std::string>& section_help() {
+  static const std::map<std::string, std::string> h = {
+      {"data", "Where the samples are and how their files are read."},
+      {"model", "ESANet architecture."},
+      {"loss", "Task losses and how they are balanced."},
+      {"optim", "AdamW optimiser."},
+      {"schedule", "Learning-rate schedule, stepped once per optimiser step."},
+      {"train", "Training loop and augmentation."},
+      {"eval", "Validation and test."},
+      {"log", "Logging into the run directory."},
+      {"runtime", "Device, threads and reproducibility."}};
+  return h;
+}
+
+const Field* find_field(const std::string& path) {
+  for (const Field& f : fields())
+    if (f.path == path) return &f;
+  return nullptr;
+}
+
+std::vector<std::string> all_paths_and_sections() {
+  std::set<std::string> seen;
+  std::vector<std::string> out;
+  for (const Field& f : fields()) {
+    for (size_t p = f.path.find('.'); p != std::string::npos; p = f.path.find('.', p + 1))
+      if (seen.insert(f.path.substr(0, p)).second) out.push_back(f.path.substr(0, p));
+    out.push_back(f.path);
+  }
+  return out;
+}
+
+bool is_section(const std::string& path) {
+  for (const Field& f : fields())
+    if (f.path.size() > path.size() && f.path.compare(0, path.size(), path) == 0 && f.path[path.size()] == '.')
+      return true;
+  return false;
+}
+
+}  // namespace mtl::train::schema

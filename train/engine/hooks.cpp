@@ -1,0 +1,182 @@
+#include "train/engine/hooks.h"
+
+#include <csignal>
+
+#include "core/allocator.h"
+#include "core/error.h"
+#include "train/eval/evaluate.h"
+
+namespace mtl::train {
+
+// ---- schedule ----
+
+void LrScheduleHook::before_step(Trainer& t) { t.set_lr(schedule_.lr(t.state().step)); }
+
+// ---- logging ----
+
+void LoggingHook::before_train(Trainer& t) {
+  start_ = std::chrono::steady_clock::now();
+  first_step_ = t.state().step;
+}
+
+void LoggingHook::after_step(Trainer& t) {
+  const TrainState& st = t.state();
+  const int64_t every = t.config().log.every;
+  if (st.step % every != 0 && st.step != t.total_steps()) return;
+  const StepInfo& s = t.last_step();
+  TrainRecord r;
+  r.epoch = static_cast<int>(st.epoch + 1);
+  r.step = st.step;
+  r.lr = s.lr;
+  r.loss = s.losses.at("total");
+  for (const std::string& task : t.objective().tasks()) r.task_losses.emplace_back(task, s.losses.at(task));
+  for (auto& [task, w] : s.balanced.weights) r.task_weights.emplace_back(task, w.item());
+  if (s.grad_norm.defined()) r.extra.emplace_back("grad_norm", s.grad_norm.item());
+  const std::vector<DataSource>& sources = t.sources();
+  if (sources.size() > 1) {
+    // Each source's own mean loss within the step's last batch.
+    const std::vector<double> src = s.batch.source.to_f64_vector();
+    for (auto& [task, ps] : s.task_losses.per_sample) {
+      const std::vector<double> v = ps.to_f64_vector();
+      for (size_t k = 0; k < sources.size(); ++k) {
+        double sum = 0;
+        int n = 0;
+        for (size_t i = 0; i < v.size(); ++i)
+          if (static_cast<size_t>(src[i]) == k) sum += v[i], ++n;
+        if (n) r.extra.emplace_back("loss/" + task + "/" + sources[k].name, sum / n);
+      }
+    }
+  }
+  if (st.skipped_steps) r.extra.emplace_back("skipped_steps", static_cast<double>(st.skipped_steps));
+  r.data_time = s.data_time;
+  r.step_time = s.step_time;
+  r.images_per_s = static_cast<double>(s.images) / std::max(s.step_time, 1e-9);
+  if (t.device().is_cuda()) r.memory_mb = static_cast<double>(cuda::allocator_stats().allocated) / (1 << 20);
+  Progress p;
+  p.epochs = static_cast<int>(t.config().train.epochs);
+  p.total_steps = t.total_steps();
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const int64_t done = st.step - first_step_;
+  p.eta_s = done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(t.total_steps() - st.step) : -1;
+  t.records().put(r, p);
+}
+
+// ---- validation ----
+
+void ValidationHook::after_step(Trainer& t) {
+  const int every = t.config().train.val_every_steps;
+  const TrainState& st = t.state();
+  // A step that ends the epoch is validated by after_epoch, if at all.
+  if (every > 0 && st.step % every == 0 && st.batch < t.batches_per_epoch()) validate(t, st.epoch + 1, false);
+}
+
+void ValidationHook::after_epoch(Trainer& t) {
+  const TrainState& st = t.state();
+  if (st.epoch % t.config().train.val_every == 0 || st.epoch == t.config().train.epochs) validate(t, st.epoch, true);
+}
+
+void ValidationHook::validate(Trainer& t, int64_t epoch, bool epoch_end) {
+  const Config& cfg = t.config();
+  TrainState& st = t.state();
+  EvalOutcome e = evaluate(t.model(), t.val_loader(), cfg, &t.objective(), cfg.log.visuals);
+  EvalRecord er;
+  er.epoch = static_cast<int>(epoch);
+  er.step = st.step;
+  er.loss = e.loss;
+  for (auto& [task, l] : e.task_losses) er.task_losses.emplace_back(task, l);
+  er.segmentation = e.metrics.segmentation;
+  for (const ClassInfo& c : cfg.data.classes) er.class_names.push_back(c.name);
+  er.depth = e.metrics.depth;
+  er.time_s = e.seconds;
+  er.panels = std::move(e.panels);
+  er.epoch_end = epoch_end;
+  t.records().put(er);
+
+  const std::optional<double> v = monitor_value(e, cfg.train.monitor);
+  MTL_CHECK(v.has_value(), "train.monitor: ", to_string(cfg.train.monitor), " is not computed for model.tasks");
+  const double d = cfg.train.min_delta;
+  const bool improved =
+      !st.best || (monitor_higher_is_better(cfg.train.monitor) ? *v > *st.best + d : *v < *st.best - d);
+  if (improved) {
+    st.best = *v;
+    st.best_epoch = epoch;
+    st.bad_evals = 0;
+    t.save_best(*v);
+    t.message("new best " + std::string(to_string(cfg.train.monitor)) + " " + std::to_string(*v) + " (epoch " +
+              std::to_string(epoch) + "): saved " + t.run_dir() + "/checkpoints/best.safetensors");
+  } else if (cfg.train.patience > 0 && ++st.bad_evals >= cfg.train.patience) {
+    t.message("early stopping: " + std::string(to_string(cfg.train.monitor)) + " has not improved for " +
+              std::to_string(st.bad_evals) + " validations");
+    t.early_stop();
+  }
+}
+
+// ---- checkpoints ----
+
+void CheckpointHook::after_step(Trainer& t) {
+  if (t.state().finished) t.save_last();  // early stopping at a validation between epoch ends
+}
+
+void CheckpointHook::after_epoch(Trainer& t) { t.save_last(); }
+
+// ---- interruption ----
+
+std::atomic<bool>& stop_requested() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+namespace {
+void on_signal(int) { stop_requested().store(true); }
+}  // namespace
+
+// The handlers in place while training runs, and the previous ones restored after.
+struct InterruptHook::Signals {
+  struct sigaction old_int {}, old_term {};
+  Signals() {
+    stop_requested().store(false);
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+  }
+  ~Signals() {
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+  }
+};
+
+InterruptHook::InterruptHook() = default;
+InterruptHook::~InterruptHook() = default;
+
+void InterruptHook::before_train(Trainer&) { signals_ = std::make_unique<Signals>(); }
+
+void InterruptHook::after_train(Trainer&) { signals_.reset(); }
+
+void InterruptHook::after_step(Trainer& t) {
+  const TrainState& st = t.state();
+  if (st.finished) return;  // early stopping has saved and ends the run anyway
+  const auto& limit = t.options().stop_after_steps;
+  if (!stop_requested().load() && !(limit && st.step >= *limit)) return;
+  t.save_last();
+  t.message("interrupted at step " + std::to_string(st.step) + ": saved " + t.run_dir() +
+            "/checkpoints/last.safetensors; continue with --resume " + t.run_dir());
+  t.stop(true);
+}
+
+// ---- the default set ----
+
+std::vector<std::unique_ptr<HookBase>> default_hooks(const Trainer& t) {
+  const Config& cfg = t.config();
+  std::vector<std::unique_ptr<HookBase>> hooks;
+  hooks.push_back(std::make_unique<LrScheduleHook>(
+      make_schedule(cfg.schedule, cfg.optim.lr, t.steps_per_epoch(), cfg.train.epochs)));
+  hooks.push_back(std::make_unique<LoggingHook>());
+  hooks.push_back(std::make_unique<ValidationHook>());
+  hooks.push_back(std::make_unique<CheckpointHook>());
+  hooks.push_back(std::make_unique<InterruptHook>());
+  return hooks;
+}
+
+}  // namespace mtl::train

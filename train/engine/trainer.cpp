@@ -1,0 +1,244 @@
+#include "train/engine/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "core/cuda_context.h"
+#include "core/error.h"
+#include "core/file_io.h"
+#include "ops/ops.h"
+#include "train/data/class_weights.h"
+#include "train/data/dataset_stats.h"
+#include "train/run/run_folder.h"
+#include "train/run/runtime.h"
+
+namespace mtl::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool all_finite(const std::map<std::string, double>& v) {
+  for (auto& [k, x] : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+std::string describe_losses(const std::map<std::string, double>& v) {
+  std::ostringstream os;
+  for (auto& [k, x] : v) os << (os.tellp() ? ", " : "") << k << " = " << x;
+  return os.str();
+}
+
+}  // namespace
+
+Trainer::Trainer(Config cfg, TrainOptions opts)
+    : cfg_(std::move(cfg)), opts_(std::move(opts)), device_(setup_runtime(cfg_.runtime, opts_.device)) {
+  if (!opts_.quiet) records_.add(std::make_unique<ConsoleWriter>());
+
+  // ---- the run folder's name, and the state to resume ----
+  std::optional<Checkpoint> resume;
+  if (!opts_.resume_dir.empty()) {
+    run_dir_ = opts_.resume_dir;
+    const std::string last = run_dir_ + "/checkpoints/last.safetensors";
+    MTL_CHECK(fs::exists(last), "--resume ", run_dir_, ": no checkpoint at '", last, "'");
+    resume = load_checkpoint(last);
+    MTL_CHECK(resume->state.has_value(), "'", last, "' holds no training state (a weights-only file?)");
+  } else {
+    run_dir_ = opts_.output_dir.empty() ? default_run_dir(opts_.config_name) : opts_.output_dir;
+    MTL_CHECK(!fs::exists(run_dir_ + "/checkpoints/last.safetensors"), "the run folder '", run_dir_,
+              "' already holds a run; continue it with --resume ", run_dir_, " or choose another --output");
+  }
+
+  // ---- data ----
+  const bool semantic = cfg_.model.has_task(Task::semantic);
+  message("scanning data (train, val) ...");
+  ScanResult train_scan = scan_split(cfg_.data, "train", semantic);
+  ScanResult val_scan = scan_split(cfg_.data, "val", semantic);
+  const DatasetStats stats =
+      load_or_compute_stats(train_scan.dataset, default_stats_cache(cfg_.data), &train_scan.stats);
+  std::vector<double> weights;
+  if (semantic) weights = class_weights(cfg_.loss, stats, cfg_.model.num_classes);
+  const int64_t train_samples = static_cast<int64_t>(train_scan.dataset.size());
+  const int64_t val_samples = static_cast<int64_t>(val_scan.dataset.size());
+  train_loader_ = std::make_unique<Loader>(train_scan.dataset, stats, LoaderOptions::training(cfg_, device_));
+  val_loader_ = std::make_unique<Loader>(val_scan.dataset, stats, LoaderOptions::evaluation(cfg_, device_));
+  batches_per_epoch_ = train_loader_->batches_per_epoch();
+  MTL_CHECK(batches_per_epoch_ > 0, "the training split has ", train_samples,
+            " usable samples, fewer than one batch of train.batch_size ", cfg_.train.batch_size,
+            " (drop_last is on)");
+  accumulate_ = std::max(1, cfg_.optim.accumulate);
+  steps_per_epoch_ = std::max<int64_t>(1, batches_per_epoch_ / accumulate_);
+
+  // ---- model, objective, balancer, optimiser ----
+  model_ = std::make_unique<models::ESANet>(cfg_.model, model_build_options(cfg_));
+  objective_ = std::make_unique<Objective>(cfg_, weights, device_);
+  balancer_ = make_balancer(cfg_.loss, objective_->tasks());
+  if (!opts_.init_from.empty()) {
+    Checkpoint init = load_checkpoint(opts_.init_from);
+    nn::LoadReport rep = model_->load_state_dict(init.model, false, "'" + opts_.init_from + "'");
+    message("initialised from '" + opts_.init_from + "': " + std::to_string(rep.loaded) + " tensors loaded" +
+            (rep.clean() ? "" : ", not loaded:\n" + rep.str()));
+  }
+  model_->to(device_);
+  balancer_->to(device_);
+  model_->train();
+  std::vector<std::pair<std::string, Tensor>> named = model_->named_parameters();
+  for (auto& [n, t] : balancer_->named_parameters()) named.emplace_back("balancer." + n, t);
+  AdamWOptions ao;
+  ao.beta1 = cfg_.optim.betas[0];
+  ao.beta2 = cfg_.optim.betas[1];
+  ao.eps = cfg_.optim.eps;
+  ao.max_grad_norm = cfg_.optim.grad_clip;
+  optimizer_ = std::make_unique<AdamW>(make_param_groups(named, cfg_.optim.weight_decay), ao);
+  lr_ = cfg_.optim.lr;
+
+  if (resume) {
+    model_->load_state_dict(resume->model, true, "the checkpoint of " + run_dir_);
+    balancer_->load_state_dict(resume->balancer, true, "the checkpoint's balancer state");
+    optimizer_->load_state_dict(resume->optimizer, "the checkpoint's optimizer state");
+    st_ = *resume->state;
+    message("resuming " + run_dir_ + " at epoch " + std::to_string(st_.epoch + 1) + ", batch " +
+            std::to_string(st_.batch) + ", step " + std::to_string(st_.step));
+    if (st_.finished) {
+      message("the run had already finished");
+      already_finished_ = true;
+      return;
+    }
+  }
+
+  // ---- the run folder, made only now that the data, the model and any checkpoint have been read ----
+  fs::create_directories(run_dir_ + "/checkpoints");
+  fs::create_directories(run_dir_ + "/visuals");
+  if (!resume) write_file_atomic(run_dir_ + "/config.yaml", to_yaml(cfg_, true));
+  // mtl_eval and mtl_predict standardise depth with exactly these statistics, wherever the data went.
+  save_stats(run_dir_ + "/mtl_stats.json", stats, train_scan.dataset);
+  // Before the console, so that a record on the screen is already in the files.
+  records_.add_front(std::make_unique<PanelFileWriter>(run_dir_ + "/visuals"));
+  records_.add_front(std::make_unique<TensorBoardWriter>(run_dir_));
+  records_.add_front(std::make_unique<JsonlWriter>(run_dir_ + "/metrics.jsonl"));
+  message("run folder: " + run_dir_ + " | device " + device_.str() +
+          (device_.is_cuda() ? " (" + cuda::device_name() + ")" : "") + " | " + std::to_string(train_samples) +
+          " training and " + std::to_string(val_samples) + " validation samples | " +
+          std::to_string(model_->num_parameters()) + " parameters");
+}
+
+const std::vector<DataSource>& Trainer::sources() const { return train_loader_->dataset().index().sources; }
+
+void Trainer::stop(bool interrupted) {
+  stop_ = true;
+  interrupted_ = interrupted_ || interrupted;
+}
+
+void Trainer::early_stop() {
+  st_.finished = true;
+  early_stopped_ = true;
+}
+
+void Trainer::save_last() {
+  save_checkpoint(run_dir_ + "/checkpoints/last.safetensors", *model_, optimizer_.get(), balancer_.get(), &st_,
+                  {{"config", to_yaml(cfg_)}});
+}
+
+void Trainer::save_best(double value) {
+  save_checkpoint(run_dir_ + "/checkpoints/best.safetensors", *model_, nullptr, nullptr, nullptr,
+                  {{"epoch", std::to_string(st_.best_epoch)},
+                   {"monitor", std::string(to_string(cfg_.train.monitor))},
+                   {"value", std::to_string(value)},
+                   {"config", to_yaml(cfg_)}});
+}
+
+bool Trainer::run_step() {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  Batch b;
+  while (train_loader_->next(b)) {
+    const auto t_data = Clock::now();
+    models::ESANetOutput out = model_->forward(b.rgb, b.depth);
+    TaskLosses tl = objective_->compute(out, b);
+    BalancedLoss bl = balancer_->combine(tl.task);
+    Tensor total = accumulate_ > 1 ? ops::mul_scalar(bl.total, 1.0 / accumulate_) : bl.total;
+    // The non-finite guard needs the values on the host: one read of a few scalars per batch.
+    std::map<std::string, double> values;
+    for (auto& [k, v] : tl.task) values[k] = v.item();
+    values["total"] = bl.total.item();
+    ++st_.batch;
+    ++st_.batches_seen;
+    if (!all_finite(values)) {
+      MTL_CHECK(cfg_.train.skip_nonfinite, "non-finite loss at epoch ", st_.epoch + 1, " step ", st_.step + 1, ": ",
+                describe_losses(values), " (set train.skip_nonfinite: true to skip such steps)");
+      ++st_.skipped_steps;
+      optimizer_->zero_grad();
+      message("warning: skipped step " + std::to_string(st_.step + 1) +
+              " with a non-finite loss: " + describe_losses(values));
+      continue;
+    }
+    total.backward();
+    for (auto& [k, v] : tl.task) st_.epoch_loss_sum[k] += values[k];
+    ++st_.epoch_batches;
+    if (st_.batches_seen % accumulate_ != 0) continue;
+    last_.lr = lr_;
+    last_.grad_norm = optimizer_->step(lr_);
+    optimizer_->zero_grad();
+    ++st_.step;
+    last_.losses = std::move(values);
+    last_.balanced = std::move(bl);
+    last_.task_losses = std::move(tl);
+    last_.images = b.size() * accumulate_;
+    last_.batch = std::move(b);
+    last_.data_time = std::chrono::duration<double>(t_data - t0).count();
+    last_.step_time = std::chrono::duration<double>(Clock::now() - t0).count();
+    return true;
+  }
+  return false;
+}
+
+void Trainer::end_epoch() {
+  std::map<std::string, double> means;
+  for (auto& [k, s] : st_.epoch_loss_sum)
+    means[k] = s / static_cast<double>(std::max<int64_t>(st_.epoch_batches, 1));
+  balancer_->end_epoch(means);
+  st_.epoch_loss_sum.clear();
+  st_.epoch_batches = 0;
+  st_.batch = 0;
+  ++st_.epoch;
+  if (st_.epoch == cfg_.train.epochs) st_.finished = true;
+}
+
+TrainSummary Trainer::train() {
+  TrainSummary summary;
+  summary.run_dir = run_dir_;
+  if (!already_finished_) {
+    for (auto& h : hooks_) h->before_train(*this);
+    while (st_.epoch < cfg_.train.epochs && !st_.finished && !stop_) {
+      train_loader_->restore({st_.epoch, st_.batch});
+      bool epoch_done = false;
+      while (!st_.finished && !stop_) {
+        for (auto& h : hooks_) h->before_step(*this);
+        if (!run_step()) {
+          epoch_done = true;
+          break;
+        }
+        for (auto& h : hooks_) h->after_step(*this);
+      }
+      if (!epoch_done) break;  // stopped, or early stopping at a validation between epoch ends
+      end_epoch();
+      for (auto& h : hooks_) h->after_epoch(*this);
+    }
+    for (auto& h : hooks_) h->after_train(*this);
+  }
+  summary.epochs_done = st_.epoch;
+  summary.steps = st_.step;
+  summary.best = st_.best;
+  summary.best_epoch = st_.best_epoch;
+  summary.interrupted = interrupted_;
+  summary.early_stopped = early_stopped_;
+  if (interrupted_ || already_finished_) return summary;
+  if (st_.best) summary.best_checkpoint = run_dir_ + "/checkpoints/best.safetensors";
+  message("done: " + std::to_string(st_.step) + " steps; results in " + run_dir_);
+  return summary;
+}
+
+}  // namespace mtl::train

@@ -1,0 +1,143 @@
+#pragma once
+// The training loop, in the manner of Detectron2's engine/train_loop.py: a Trainer holds the run's
+// state (data, model, objective, balancer, optimiser, the loop state), `run_step()` takes one
+// optimiser step, and `train()` runs the epochs and calls the registered hooks around each step
+// and epoch. Everything else (the learning-rate schedule, logging, validation with the best
+// checkpoint and early stopping, checkpoints, interruption) is a hook (engine/hooks.h).
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/esanet.h"
+#include "train/config/config.h"
+#include "train/data/loader.h"
+#include "train/log/record_store.h"
+#include "train/objective/balancer.h"
+#include "train/objective/objective.h"
+#include "train/optim/adamw.h"
+#include "train/run/checkpoint.h"
+
+namespace mtl::train {
+
+struct TrainOptions {
+  std::string config_name = "run";  // names the default run folder: runs/<name>-<time>
+  std::string output_dir;           // the run folder; default runs/<config_name>-<YYYYmmdd-HHMMSS>
+  std::string resume_dir;           // continue this run (its config.yaml and checkpoints/last)
+  std::string init_from;            // weights loaded non-strictly before training
+  std::optional<Device> device;     // overrides runtime.device
+  bool quiet = false;               // no console lines (tests)
+  // For tests: stop as if interrupted once this many optimiser steps have been taken.
+  std::optional<int64_t> stop_after_steps;
+};
+
+struct TrainSummary {
+  std::string run_dir;
+  int64_t epochs_done = 0;
+  int64_t steps = 0;
+  bool interrupted = false;
+  bool early_stopped = false;
+  std::optional<double> best;
+  int64_t best_epoch = -1;
+  std::string best_checkpoint;  // empty when no validation ran
+};
+
+// What the last optimiser step left for the hooks. The losses were read to the host once, for
+// the non-finite guard.
+struct StepInfo {
+  double lr = 0;
+  std::map<std::string, double> losses;  // per task, and "total": the balanced total
+  BalancedLoss balanced;
+  TaskLosses task_losses;
+  Tensor grad_norm;  // defined when clipping is on (AdamW::step)
+  Batch batch;       // the step's last batch
+  double data_time = 0, step_time = 0;  // seconds, from the start of run_step()
+  int64_t images = 0;                   // samples over the step's batches
+};
+
+class Trainer;
+
+class HookBase {
+ public:
+  virtual ~HookBase() = default;
+  virtual void before_train(Trainer&) {}
+  virtual void before_step(Trainer&) {}
+  virtual void after_step(Trainer&) {}
+  // After an epoch's last batch, once the state points at the next epoch (state().epoch is the
+  // number of epochs done).
+  virtual void after_epoch(Trainer&) {}
+  // Also after an interruption.
+  virtual void after_train(Trainer&) {}
+};
+
+class Trainer {
+ public:
+  // Reads the data, builds the model, objective, balancer and optimiser, loads --init-from or the
+  // state of --resume, then creates the run folder (only now, so that bad input leaves nothing
+  // behind). Throws mtl::Error for configuration, data and checkpoint problems.
+  Trainer(Config cfg, TrainOptions opts);
+
+  void register_hook(std::unique_ptr<HookBase> hook) { hooks_.push_back(std::move(hook)); }
+  // The epochs from the current state, with the hooks; returns at the end, at early stopping or
+  // after stop().
+  TrainSummary train();
+  // One optimiser step: batches of the current epoch forward and backward until `optim.accumulate`
+  // of them have been summed, then the update at lr(). Batches with a non-finite loss are skipped
+  // (train.skip_nonfinite) or an mtl::Error. False, without a step, when the epoch has no batches
+  // left.
+  bool run_step();
+
+  const Config& config() const { return cfg_; }
+  const TrainOptions& options() const { return opts_; }
+  const std::string& run_dir() const { return run_dir_; }
+  Device device() const { return device_; }
+  TrainState& state() { return st_; }
+  models::ESANet& model() { return *model_; }
+  Loader& val_loader() { return *val_loader_; }
+  const Objective& objective() const { return *objective_; }
+  RecordStore& records() { return records_; }
+  const StepInfo& last_step() const { return last_; }
+  // The sources the training samples come from (per-source loss logging).
+  const std::vector<DataSource>& sources() const;
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  int64_t total_steps() const { return steps_per_epoch_ * cfg_.train.epochs; }
+
+  double lr() const { return lr_; }
+  void set_lr(double lr) { lr_ = lr; }
+  // A line on the console (nothing with TrainOptions::quiet).
+  void message(const std::string& line) { records_.message(line); }
+  // Ends train() once the current hooks have run; `interrupted` goes into the summary.
+  void stop(bool interrupted);
+  // Marks the run finished before its last epoch (TrainSummary::early_stopped).
+  void early_stop();
+  // checkpoints/last.safetensors: the model, optimiser, balancer and loop state.
+  void save_last();
+  // checkpoints/best.safetensors: the model only, with the monitored value in the metadata.
+  void save_best(double value);
+
+ private:
+  void end_epoch();
+
+  Config cfg_;
+  TrainOptions opts_;
+  Device device_;
+  std::string run_dir_;
+  bool already_finished_ = false;  // --resume of a run that had ended
+  std::unique_ptr<Loader> train_loader_, val_loader_;
+  int64_t batches_per_epoch_ = 0, steps_per_epoch_ = 0;
+  int accumulate_ = 1;
+  std::unique_ptr<models::ESANet> model_;
+  std::unique_ptr<Objective> objective_;
+  std::shared_ptr<Balancer> balancer_;
+  std::unique_ptr<AdamW> optimizer_;
+  TrainState st_;
+  double lr_ = 0;
+  StepInfo last_;
+  RecordStore records_;
+  std::vector<std::unique_ptr<HookBase>> hooks_;
+  bool stop_ = false, interrupted_ = false, early_stopped_ = false;
+};
+
+}  // namespace mtl::train

@@ -1,0 +1,78 @@
+#include "train/eval/evaluate.h"
+
+#include <chrono>
+
+#include "core/autograd.h"
+#include "ops/ops.h"
+#include "train/log/visuals.h"
+
+namespace mtl::train {
+
+EvalOutcome evaluate(models::ESANet& model, Loader& loader, const Config& cfg, const Objective* objective,
+                     int visuals) {
+  const auto t0 = std::chrono::steady_clock::now();
+  autograd::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  // The labels were validated by the scan: checking again would cost a host sync per batch.
+  MetricsAccumulator acc(cfg, loader.options().device, /*check_labels=*/false);
+  PanelStyle style;
+  style.palette = palette_from_classes(cfg.data.classes);
+  style.ignore_index = cfg.data.ignore_index;
+
+  EvalOutcome r;
+  std::map<std::string, Tensor> loss_sums;  // on the device: read once at the end
+  int64_t batches = 0;
+  loader.start_epoch(0);
+  Batch b;
+  while (loader.next(b)) {
+    models::ESANetOutput out = model.forward(b.rgb, b.depth);
+    const Tensor depth_m = out.depth.defined() ? ops::mul_scalar(out.depth, cfg.data.max_depth) : Tensor();
+    acc.update(out.semantic, b.labels, depth_m, b.depth_metres);
+    if (objective) {
+      for (auto& [task, l] : objective->compute(out, b).task)
+        loss_sums[task] = loss_sums.count(task) ? ops::add(loss_sums[task], l) : l;
+    }
+    for (int64_t i = 0; i < b.size() && static_cast<int>(r.panels.size()) < visuals; ++i) {
+      PanelInputs in;
+      in.rgb = rgb_from_tensor(b.rgb.narrow(0, i, 1).squeeze(0));
+      if (b.labels.defined()) in.gt_seg = labels_from_tensor(b.labels.narrow(0, i, 1).squeeze(0));
+      if (out.semantic.defined()) in.pred_seg = labels_from_tensor(out.semantic.narrow(0, i, 1).squeeze(0));
+      if (b.depth_metres.defined()) in.gt_depth = depth_from_tensor(b.depth_metres.narrow(0, i, 1).squeeze(0));
+      if (depth_m.defined()) in.pred_depth = depth_from_tensor(depth_m.narrow(0, i, 1).squeeze(0));
+      r.panels.emplace_back(b.names.at(static_cast<size_t>(i)), render_panel(in, style));
+    }
+    r.images += b.size();
+    ++batches;
+  }
+  r.metrics = acc.compute();
+  for (auto& [task, s] : loss_sums) {
+    r.task_losses[task] = s.item() / static_cast<double>(std::max<int64_t>(batches, 1));
+    r.loss += r.task_losses[task];
+  }
+  model.train(was_training);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+std::optional<double> monitor_value(const EvalOutcome& e, Monitor m) {
+  const EvalMetrics& x = e.metrics;
+  switch (m) {
+    case Monitor::miou:
+      if (x.segmentation) return x.segmentation->miou;
+      return std::nullopt;
+    case Monitor::loss:
+      return e.loss;
+    case Monitor::depth_rmse:
+      if (x.depth) return x.depth->rmse;
+      return std::nullopt;
+    case Monitor::depth_abs_rel:
+      if (x.depth) return x.depth->abs_rel;
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+bool monitor_higher_is_better(Monitor m) { return m == Monitor::miou; }
+
+}  // namespace mtl::train

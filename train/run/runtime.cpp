@@ -1,0 +1,31 @@
+#include "train/run/runtime.h"
+
+#include "core/cuda_context.h"
+#include "core/error.h"
+#include "kernels/threads.h"
+
+namespace mtl::train {
+
+Device resolve_device(DeviceChoice choice) {
+  switch (choice) {
+    case DeviceChoice::cpu:
+      return Device::cpu();
+    case DeviceChoice::cuda:
+      cuda::require();
+      return Device::cuda();
+    case DeviceChoice::auto_:
+      return cuda::available() ? Device::cuda() : Device::cpu();
+  }
+  return Device::cpu();
+}
+
+Device setup_runtime(const RuntimeConfig& rt, std::optional<Device> device) {
+  const Device d = device ? *device : resolve_device(rt.device);
+  if (d.is_cuda()) cuda::require();
+  kernels::set_cpu_threads(rt.threads);
+  cuda::set_deterministic(rt.deterministic);
+  MTL_CHECK(rt.precision == Precision::fp32, "runtime.precision: bf16 is not available yet; use fp32");
+  return d;
+}
+
+}  // namespace mtl::train
