@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 
 #include "apps/app_env.h"
@@ -28,7 +29,12 @@ int main(int argc, char** argv) {
                  "(default: best, else last)");
   app.add_option("--split", opts.split, "val or test (default val)");
   app.add_option("--data", opts.data_root, "data root replacing the run's data.root");
-  app.add_option("--tta", tta, "none or flip (average with the mirrored image)");
+  std::vector<double> scales;
+  app.add_option("--tta", tta,
+                 "none, flip (average with the mirrored image), multiscale (the input scaled by --scales) or "
+                 "multiscale_flip (default none)");
+  app.add_option("--scales", scales, "scales of multiscale TTA, relative to the network input (default 0.75,1,1.25)")
+      ->delimiter(',');
   app.add_option("--mode", mode, "whole (resize to the network input) or slide (windows of it)");
   app.add_option("--visuals", opts.visuals, "write panels of the first N images");
   app.add_option("--json", opts.json_path, "write the metrics as JSON to FILE");
@@ -51,6 +57,11 @@ int main(int argc, char** argv) {
     MTL_CHECK(opts.visuals >= 0, "--visuals must be 0 or more, got ", opts.visuals);
     MTL_CHECK(batch_opt->count() == 0 || batch >= 1, "--batch must be at least 1, got ", batch);
     MTL_CHECK(speed_runs >= 1, "--speed-runs must be at least 1, got ", speed_runs);
+    for (double x : scales)
+      MTL_CHECK(std::isfinite(x) && x >= 0.25 && x <= 4, "--scales: ", x, " is not a scale in [0.25, 4]");
+    MTL_CHECK(scales.empty() || *t == train::Tta::multiscale || *t == train::Tta::multiscale_flip,
+              "--scales goes with --tta multiscale or multiscale_flip");
+    if (!scales.empty()) opts.inference.scales = scales;
     opts.inference.tta = *t;
     opts.inference.mode = *m;
     opts.inference.batch = batch;

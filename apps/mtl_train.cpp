@@ -21,14 +21,19 @@ int main(int argc, char** argv) {
   std::vector<std::string> sets;
   train::TrainOptions opts;
   bool summary = false;
-  app.add_option("config", config_path, "configuration file (YAML or JSON)");
+  std::string config_option;
+  app.add_option("config", config_path, "configuration file (YAML; JSON is read too)");
+  app.add_option("--config", config_option, "the configuration file, as an option instead of the positional");
   app.add_option("--set", sets, "override a key, e.g. --set optim.lr=0.01 (repeatable)");
   app.add_option("--output", opts.output_dir, "run folder (default runs/<config name>-<time>)");
   app.add_option("--resume", opts.resume_dir, "continue the run in this folder");
   app.add_option("--init-from", opts.init_from, "initialise weights from a checkpoint (non-strict)");
   app.add_option("--device", device, "cpu or cuda (overrides runtime.device)");
   app.add_flag("--summary", summary, "print the model's modules and parameter counts, then exit");
-  app.add_option("--create-default-config", create_default, "write the complete default configuration to PATH");
+  auto* create_opt =
+      app.add_option("--create-default-config", create_default,
+                     "write the complete default configuration to PATH (default config.yaml), never overwriting")
+          ->expected(0, 1);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -37,7 +42,11 @@ int main(int argc, char** argv) {
 
   train::Config cfg;
   try {
-    if (!create_default.empty()) {
+    MTL_CHECK(config_path.empty() || config_option.empty(), "give the configuration once: '", config_path,
+              "' and --config '", config_option, "'");
+    if (!config_option.empty()) config_path = config_option;
+    if (create_opt->count() > 0) {
+      if (create_default.empty()) create_default = "config.yaml";
       MTL_CHECK(!std::filesystem::exists(create_default), "'", create_default, "' exists; not overwriting it");
       write_file_atomic(create_default, train::default_config_yaml());
       std::cout << "wrote the default configuration to " << create_default << "\n";
@@ -61,10 +70,7 @@ int main(int argc, char** argv) {
       std::cout << train::model_summary(cfg);
       return 0;
     }
-    train::TrainSummary s = train::run_training(cfg, opts);
-    if (s.best_checkpoint.size())
-      std::cout << "best " << (s.best ? std::to_string(*s.best) : "-") << " at epoch " << s.best_epoch << ": "
-                << s.best_checkpoint << "\n";
+    train::run_training(cfg, opts);
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "mtl_train: error: " << e.what() << "\n";

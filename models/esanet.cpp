@@ -13,18 +13,25 @@ ESANet::ESANet(const ModelConfig& cfg, const BuildOptions& build) : cfg_(cfg) {
             " must be a multiple of 32 in both dimensions (the encoder downsamples by 32)");
   Generator gen(build.seed);
   const nn::NormKind norm = cfg.norm;
-  encoder_rgb = register_module("encoder_rgb", std::make_shared<ResNetEncoder>(cfg, 3, gen));
-  encoder_depth = register_module("encoder_depth", std::make_shared<ResNetEncoder>(cfg, 1, gen));
-  for (int i = 0; i < 5; ++i)
-    se_layer[i] = register_module("se_layer" + std::to_string(i), std::make_shared<SEFusion>(encoder_rgb->channels(i), gen));
+  if (cfg.modality == Modality::rgbd) {
+    encoder_rgb = register_module("encoder_rgb", std::make_shared<ResNetEncoder>(cfg, 3, gen));
+    encoder_depth = register_module("encoder_depth", std::make_shared<ResNetEncoder>(cfg, 1, gen));
+    for (int i = 0; i < 5; ++i)
+      se_layer[i] =
+          register_module("se_layer" + std::to_string(i), std::make_shared<SEFusion>(encoder_rgb->channels(i), gen));
+  } else {
+    const int64_t in = cfg.modality == Modality::rgb ? 3 : 1;
+    encoder = register_module("encoder", std::make_shared<ResNetEncoder>(cfg, in, gen));
+  }
+  const ResNetEncoder& enc = encoder ? *encoder : *encoder_rgb;
   // Skip projections: fused encoder stage i -> decoder width at that resolution (ConvBNAct 1x1).
   const int64_t dec[4] = {0, cfg.ch(128), cfg.ch(256), cfg.ch(512)};
   for (int i = 1; i <= 3; ++i) {
     skip_layer[i] = register_module("skip_layer" + std::to_string(i), std::make_shared<nn::Sequential>());
-    if (encoder_rgb->channels(i) != dec[i])
-      skip_layer[i]->push_back(std::make_shared<ConvBNAct>(encoder_rgb->channels(i), dec[i], 1, norm, gen));
+    if (enc.channels(i) != dec[i])
+      skip_layer[i]->push_back(std::make_shared<ConvBNAct>(enc.channels(i), dec[i], 1, norm, gen));
   }
-  int64_t dec_in = encoder_rgb->channels(4);
+  int64_t dec_in = enc.channels(4);
   if (cfg.context != Context::none) {
     context_module =
         register_module("context_module", std::make_shared<ContextModule>(cfg, build, dec_in, cfg.ch(512), gen));
@@ -40,23 +47,39 @@ ESANet::ESANet(const ModelConfig& cfg, const BuildOptions& build) : cfg_(cfg) {
 }
 
 ESANetOutput ESANet::forward(const Tensor& rgb, const Tensor& depth) {
-  MTL_CHECK(rgb.dim() == 4 && rgb.size(1) == 3, "ESANet: rgb input ", rgb.describe(), " is not [N, 3, H, W]");
-  MTL_CHECK(depth.dim() == 4 && depth.size(1) == 1, "ESANet: depth input ", depth.describe(), " is not [N, 1, H, W]");
-  MTL_CHECK(rgb.size(0) == depth.size(0) && rgb.size(2) == depth.size(2) && rgb.size(3) == depth.size(3),
-            "ESANet: rgb ", rgb.describe(), " and depth ", depth.describe(), " differ in batch or size");
-  MTL_CHECK(rgb.size(2) % 32 == 0 && rgb.size(3) % 32 == 0, "ESANet: input ", rgb.size(3), "x", rgb.size(2),
+  const bool use_rgb = cfg_.modality != Modality::depth, use_depth = cfg_.modality != Modality::rgb;
+  if (use_rgb)
+    MTL_CHECK(rgb.defined() && rgb.dim() == 4 && rgb.size(1) == 3, "ESANet: rgb input ",
+              rgb.defined() ? rgb.describe() : std::string("undefined"), " is not [N, 3, H, W]");
+  if (use_depth)
+    MTL_CHECK(depth.defined() && depth.dim() == 4 && depth.size(1) == 1, "ESANet: depth input ",
+              depth.defined() ? depth.describe() : std::string("undefined"), " is not [N, 1, H, W]");
+  if (use_rgb && use_depth)
+    MTL_CHECK(rgb.size(0) == depth.size(0) && rgb.size(2) == depth.size(2) && rgb.size(3) == depth.size(3),
+              "ESANet: rgb ", rgb.describe(), " and depth ", depth.describe(), " differ in batch or size");
+  const Tensor& x = use_rgb ? rgb : depth;
+  MTL_CHECK(x.size(2) % 32 == 0 && x.size(3) % 32 == 0, "ESANet: input ", x.size(3), "x", x.size(2),
             " is not a multiple of 32 in both dimensions");
-  Tensor r = encoder_rgb->forward_first_conv(rgb);
-  Tensor d = encoder_depth->forward_first_conv(depth);
-  Tensor fuse = se_layer[0]->forward(r, d);
-  r = ops::max_pool2d(fuse, {3, 3}, {2, 2}, {1, 1});
-  d = ops::max_pool2d(d, {3, 3}, {2, 2}, {1, 1});
   Tensor skips[4];
-  for (int i = 1; i <= 4; ++i) {
-    r = encoder_rgb->forward_layer(i, i == 1 ? r : fuse);
-    d = encoder_depth->forward_layer(i, d);
-    fuse = se_layer[i]->forward(r, d);
-    if (i <= 3) skips[i] = skip_layer[i]->forward(fuse);
+  Tensor fuse;
+  if (encoder) {
+    fuse = ops::max_pool2d(encoder->forward_first_conv(x), {3, 3}, {2, 2}, {1, 1});
+    for (int i = 1; i <= 4; ++i) {
+      fuse = encoder->forward_layer(i, fuse);
+      if (i <= 3) skips[i] = skip_layer[i]->forward(fuse);
+    }
+  } else {
+    Tensor r = encoder_rgb->forward_first_conv(rgb);
+    Tensor d = encoder_depth->forward_first_conv(depth);
+    fuse = se_layer[0]->forward(r, d);
+    r = ops::max_pool2d(fuse, {3, 3}, {2, 2}, {1, 1});
+    d = ops::max_pool2d(d, {3, 3}, {2, 2}, {1, 1});
+    for (int i = 1; i <= 4; ++i) {
+      r = encoder_rgb->forward_layer(i, i == 1 ? r : fuse);
+      d = encoder_depth->forward_layer(i, d);
+      fuse = se_layer[i]->forward(r, d);
+      if (i <= 3) skips[i] = skip_layer[i]->forward(fuse);
+    }
   }
   Tensor ctx = context_module ? context_module->forward(fuse) : fuse;
   const std::vector<Tensor> dec_skips = {skips[3], skips[2], skips[1]};

@@ -15,11 +15,13 @@ enum class Block { basic, nbt1d };
 enum class Context { ppm, appm, none };
 enum class DepthHead { decoder, light };
 enum class Task { semantic, depth };
+enum class Modality { rgbd, rgb, depth };
 MTL_ENUM_NAMES(Encoder, "resnet18", "resnet34", "resnet50")
 MTL_ENUM_NAMES(Block, "basic", "nbt1d")
 MTL_ENUM_NAMES(Context, "ppm", "appm", "none")
 MTL_ENUM_NAMES(DepthHead, "decoder", "light")
 MTL_ENUM_NAMES(Task, "semantic", "depth")
+MTL_ENUM_NAMES(Modality, "rgbd", "rgb", "depth")
 
 // Class ids must fit the confusion matrix (ops::ConfusionMatrix) and 8-bit label PNGs.
 constexpr int kMaxClasses = 256;
@@ -37,6 +39,9 @@ struct ModelConfig {
   double width = 1.0;  // channel multiplier of encoder and decoder, in (0, kMaxWidth]
   std::vector<Task> tasks{Task::semantic, Task::depth};
   DepthHead depth_head = DepthHead::decoder;  // decoder (its own) | light (head on the semantic decoder)
+  // rgbd: both encoders with SE fusion; rgb or depth: that input alone through one encoder named
+  // "encoder" (ESANet's ESANetOneModality), the other input unused.
+  Modality modality = Modality::rgbd;
 
   bool has_task(Task t) const;
   // Channels at width `width`: round(c * width), at least 1.

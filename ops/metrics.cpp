@@ -89,8 +89,10 @@ SegmentationMetrics segmentation_metrics(const std::vector<int64_t>& confusion, 
   const int64_t c = num_classes;
   SegmentationMetrics m;
   m.iou.resize(static_cast<size_t>(c));
-  int64_t correct = 0, present = 0;
-  double iou_sum = 0;
+  m.accuracy.resize(static_cast<size_t>(c));
+  m.f1.resize(static_cast<size_t>(c));
+  int64_t correct = 0, present = 0, labelled = 0;
+  double iou_sum = 0, acc_sum = 0, f1_sum = 0;
   for (int64_t k = 0; k < c; ++k) {
     int64_t row = 0, col = 0;  // pixels of class k in the target, in the prediction
     for (int64_t j = 0; j < c; ++j) row += confusion[k * c + j], col += confusion[j * c + k];
@@ -99,11 +101,20 @@ SegmentationMetrics segmentation_metrics(const std::vector<int64_t>& confusion, 
     m.pixels += row;
     if (uni > 0) {
       m.iou[k] = static_cast<double>(tp) / static_cast<double>(uni);
+      m.f1[k] = 2.0 * static_cast<double>(tp) / static_cast<double>(row + col);
       iou_sum += *m.iou[k];
+      f1_sum += *m.f1[k];
       ++present;
+    }
+    if (row > 0) {
+      m.accuracy[k] = static_cast<double>(tp) / static_cast<double>(row);
+      acc_sum += *m.accuracy[k];
+      ++labelled;
     }
   }
   m.miou = present ? iou_sum / static_cast<double>(present) : kNaN;
+  m.mean_f1 = present ? f1_sum / static_cast<double>(present) : kNaN;
+  m.mean_accuracy = labelled ? acc_sum / static_cast<double>(labelled) : kNaN;
   m.pixel_accuracy = m.pixels ? static_cast<double>(correct) / static_cast<double>(m.pixels) : kNaN;
   return m;
 }

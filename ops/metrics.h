@@ -38,6 +38,14 @@ struct SegmentationMetrics {
   double miou = 0;            // mean over the classes present; NaN when none is
   double pixel_accuracy = 0;  // correct / counted pixels; NaN when none was counted
   int64_t pixels = 0;         // counted pixels
+  // Per class: TP / (TP + FN), the share of the class's pixels labelled right (recall); nullopt
+  // for a class absent from the targets. The mean is over the classes present in the targets.
+  std::vector<std::optional<double>> accuracy;
+  double mean_accuracy = 0;
+  // Per class: Dice, 2 TP / (2 TP + FP + FN); nullopt where the IoU is. The mean is over the same
+  // classes as mIoU.
+  std::vector<std::optional<double>> f1;
+  double mean_f1 = 0;
 };
 
 // From row-major counts [C * C] (rows = target).

@@ -125,13 +125,15 @@ TEST_CASE("evaluation of a run folder scores every image at its original resolut
   CHECK(j["checkpoint"] == f.run + "/checkpoints/best.safetensors");
   CHECK(j["split"] == "val");
   CHECK(j["images"] == 3);
-  CHECK(j["semantic"].size() == 3);
+  CHECK(j["semantic"].size() == 7);
+  CHECK(j["semantic"]["per_class_f1"].size() == 7);
+  CHECK(j["semantic"]["mean_accuracy"].get<double>() == doctest::Approx(r.segmentation->mean_accuracy));
   CHECK(j["semantic"]["per_class_iou"].size() == 7);
   CHECK(j["semantic"]["per_class_iou"].contains("topdownfarm"));
   CHECK(j["semantic"]["miou"].get<double>() == doctest::Approx(r.segmentation->miou));
   CHECK(j["depth"].size() == 7);
   CHECK(j["depth"]["rmse"].get<double>() == doctest::Approx(r.depth->rmse));
-  CHECK(j["speed"].size() == 4);
+  CHECK(j["speed"].size() == 5);
   CHECK(j["speed"]["batch"] == 2);  // eval.batch_size
   CHECK(j["speed"]["latency_ms"].get<double>() > 0);
   CHECK(j["speed"]["images_per_s"].get<double>() > 0);
@@ -221,16 +223,21 @@ TEST_CASE("the report leaves out absent tasks and writes absent classes as null"
   r.class_names = {"x", "y"};
   ops::SegmentationMetrics s;
   s.iou = {0.5, std::nullopt};
+  s.accuracy = {0.75, std::nullopt};
+  s.f1 = {2.0 / 3.0, std::nullopt};
   s.miou = 0.5;
   s.pixel_accuracy = 0.75;
+  s.mean_accuracy = 0.75;
+  s.mean_f1 = 0.25;
   s.pixels = 10;
   r.segmentation = s;
   r.speed = {"Some CPU", 8, 12.5, 80.0};
   const nlohmann::ordered_json j = eval_report_json(r);
   CHECK(j.dump() ==
         R"({"checkpoint":"a.safetensors","split":"test","images":4,"semantic":{"miou":0.5,"pixel_accuracy":0.75,)"
-        R"("per_class_iou":{"x":0.5,"y":null}},)"
-        R"("speed":{"device":"Some CPU","batch":8,"latency_ms":12.5,"images_per_s":80.0}})");
+        R"("mean_accuracy":0.75,"mean_f1":0.25,"per_class_iou":{"x":0.5,"y":null},)"
+        R"("per_class_accuracy":{"x":0.75,"y":null},"per_class_f1":{"x":0.6666666666666666,"y":null}},)"
+        R"("speed":{"device":"Some CPU","batch":8,"latency_ms":12.5,"images_per_s":80.0,"ms_per_image":12.5}})");
   const std::string table = format_eval_report(r);
   CHECK(table.find("absent") != std::string::npos);
   CHECK(table.find("0.5000") != std::string::npos);

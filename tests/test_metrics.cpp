@@ -146,10 +146,28 @@ TEST_CASE("segmentation metrics from a hand-made confusion matrix") {
   CHECK(m.miou == doctest::Approx((5.0 / 8.0 + 2.0 / 6.0 + 0.0) / 3.0));
   CHECK(m.pixel_accuracy == doctest::Approx(7.0 / 11.0));
   CHECK(m.pixels == 11);
+  // Per-class accuracy (recall) over the classes in the targets: 5/6 and 2/5; 2 and 3 are absent.
+  REQUIRE(m.accuracy.size() == 4);
+  CHECK(*m.accuracy[0] == doctest::Approx(5.0 / 6.0));
+  CHECK(*m.accuracy[1] == doctest::Approx(2.0 / 5.0));
+  CHECK_FALSE(m.accuracy[2].has_value());
+  CHECK_FALSE(m.accuracy[3].has_value());
+  CHECK(m.mean_accuracy == doctest::Approx((5.0 / 6.0 + 2.0 / 5.0) / 2.0));
+  // F1 (Dice) = 2 TP / (row + column), over the classes IoU counts.
+  REQUIRE(m.f1.size() == 4);
+  CHECK(*m.f1[0] == doctest::Approx(10.0 / 13.0));  // 2*5 / (6 + 7)
+  CHECK(*m.f1[1] == doctest::Approx(4.0 / 8.0));    // 2*2 / (5 + 3)
+  CHECK_FALSE(m.f1[2].has_value());
+  CHECK(*m.f1[3] == 0.0);                            // 0 / (0 + 1)
+  CHECK(m.mean_f1 == doctest::Approx((10.0 / 13.0 + 0.5 + 0.0) / 3.0));
+  for (size_t k = 0; k < 4; ++k)  // F1 = 2 IoU / (1 + IoU)
+    if (m.iou[k]) CHECK(*m.f1[k] == doctest::Approx(2 * *m.iou[k] / (1 + *m.iou[k])));
 
   ops::SegmentationMetrics empty = ops::segmentation_metrics(zeros({3, 3}, DType::i64));
   CHECK(std::isnan(empty.miou));
   CHECK(std::isnan(empty.pixel_accuracy));
+  CHECK(std::isnan(empty.mean_accuracy));
+  CHECK(std::isnan(empty.mean_f1));
   for (const auto& v : empty.iou) CHECK_FALSE(v.has_value());
 }
 

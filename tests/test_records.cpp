@@ -41,7 +41,9 @@ TrainRecord sample_train() {
   r.step = 120;
   r.lr = 1e-3;
   r.loss = 1.23457;
+  r.loss_unweighted = 1.23455;
   r.task_losses = {{"semantic", 0.81234}, {"depth", 0.42221}};
+  r.loss_parts = {{"semantic/main", 0.5}, {"semantic/side_8", 0.31234}};
   r.task_weights = {{"semantic", 1.0}, {"depth", 0.5}};
   r.data_time = 0.0123;
   r.step_time = 0.25;
@@ -57,7 +59,11 @@ EvalRecord sample_eval() {
   r.loss = 0.9;
   ops::SegmentationMetrics s;
   s.iou = {0.75, std::nullopt, 0.29682};
+  s.accuracy = {0.8, std::nullopt, 0.5};
+  s.f1 = {6.0 / 7.0, std::nullopt, 0.45775};
   s.miou = 0.52341;
+  s.mean_accuracy = 0.65;
+  s.mean_f1 = 0.65766;
   s.pixel_accuracy = 0.81234;
   s.pixels = 1000;
   r.segmentation = s;
@@ -72,6 +78,8 @@ EvalRecord sample_eval() {
   d.delta2 = 0.9;
   d.delta3 = 0.95;
   r.depth = d;
+  r.ms_per_image = 4.5;
+  r.images_per_s = 222.2;
   r.time_s = 12.34;
   return r;
 }
@@ -80,9 +88,12 @@ EvalRecord sample_eval() {
 
 TEST_CASE("train record has the Detectron2 style keys in order") {
   const ojson j = train_record(sample_train());
-  CHECK(keys_of(j) == std::vector<std::string>{"type", "epoch", "step", "lr", "loss", "loss/semantic", "loss/depth",
-                                               "weight/semantic", "weight/depth", "data_time", "step_time",
-                                               "images_per_s", "memory_mb"});
+  CHECK(keys_of(j) == std::vector<std::string>{"type", "epoch", "step", "lr", "loss", "loss_unweighted",
+                                               "loss/semantic", "loss/depth", "loss/semantic/main",
+                                               "loss/semantic/side_8", "weight/semantic", "weight/depth",
+                                               "data_time", "step_time", "images_per_s", "memory_mb"});
+  CHECK(j["loss_unweighted"].get<double>() == 1.23455);
+  CHECK(j["loss/semantic/side_8"].get<double>() == 0.31234);
   CHECK(j["type"] == "train");
   CHECK(j["epoch"] == 3);
   CHECK(j["step"] == 120);
@@ -104,9 +115,14 @@ TEST_CASE("train record has the Detectron2 style keys in order") {
 TEST_CASE("eval record names classes and keeps absent ones as null") {
   const ojson j = eval_record(sample_eval());
   CHECK(keys_of(j) == std::vector<std::string>{"type", "epoch", "step", "loss", "miou", "pixel_accuracy",
-                                               "per_class_iou", "depth_abs_rel", "depth_sq_rel", "depth_rmse",
+                                               "mean_accuracy", "mean_f1", "per_class_iou", "per_class_accuracy",
+                                               "per_class_f1", "depth_abs_rel", "depth_sq_rel", "depth_rmse",
                                                "depth_rmse_log", "depth_delta1", "depth_delta2", "depth_delta3",
-                                               "depth_pixels", "time_s"});
+                                               "depth_pixels", "ms_per_image", "images_per_s", "time_s"});
+  CHECK(j["mean_f1"].get<double>() == 0.65766);
+  CHECK(j["per_class_accuracy"]["path"].get<double>() == 0.5);
+  CHECK(j["per_class_f1"]["chamoe"].is_null());
+  CHECK(j["ms_per_image"].get<double>() == 4.5);
   CHECK(j["type"] == "eval");
   CHECK(j["miou"].get<double>() == 0.52341);
   CHECK(keys_of(j["per_class_iou"]) == std::vector<std::string>{"background", "chamoe", "path"});
@@ -175,20 +191,37 @@ TEST_CASE("metrics log errors name the path") {
 
 TEST_CASE("record scalars flatten numbers for TensorBoard") {
   const NamedValues t = record_scalars(train_record(sample_train()));
-  REQUIRE(t.size() == 10);  // 13 keys less type, epoch and step
+  REQUIRE(t.size() == 13);  // 16 keys less type, epoch and step
   CHECK(t[0] == std::pair<std::string, double>{"train/lr", 1e-3});
-  CHECK(t[2] == std::pair<std::string, double>{"train/loss/semantic", 0.81234});
+  CHECK(t[3] == std::pair<std::string, double>{"train/loss/semantic", 0.81234});
   CHECK(t.back() == std::pair<std::string, double>{"train/memory_mb", 1234.4});
 
   const NamedValues e = record_scalars(eval_record(sample_eval()));
   std::vector<std::string> tags;
   for (const auto& [tag, v] : e) tags.push_back(tag);
-  CHECK(tags == std::vector<std::string>{"eval/loss", "eval/miou", "eval/pixel_accuracy",
-                                         "eval/per_class_iou/background", "eval/per_class_iou/path",
-                                         "eval/depth_abs_rel", "eval/depth_sq_rel", "eval/depth_rmse",
-                                         "eval/depth_rmse_log", "eval/depth_delta1", "eval/depth_delta2",
-                                         "eval/depth_delta3", "eval/depth_pixels", "eval/time_s"});
-  CHECK(e[4].second == 0.29682);
+  CHECK(tags == std::vector<std::string>{"eval/loss",
+                                         "eval/miou",
+                                         "eval/pixel_accuracy",
+                                         "eval/mean_accuracy",
+                                         "eval/mean_f1",
+                                         "eval/per_class_iou/background",
+                                         "eval/per_class_iou/path",
+                                         "eval/per_class_accuracy/background",
+                                         "eval/per_class_accuracy/path",
+                                         "eval/per_class_f1/background",
+                                         "eval/per_class_f1/path",
+                                         "eval/depth_abs_rel",
+                                         "eval/depth_sq_rel",
+                                         "eval/depth_rmse",
+                                         "eval/depth_rmse_log",
+                                         "eval/depth_delta1",
+                                         "eval/depth_delta2",
+                                         "eval/depth_delta3",
+                                         "eval/depth_pixels",
+                                         "eval/ms_per_image",
+                                         "eval/images_per_s",
+                                         "eval/time_s"});
+  CHECK(e[6].second == 0.29682);
 }
 
 TEST_CASE("durations print as h:mm:ss") {

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "train/run/checkpoint.h"
 #include "train/config/config.h"
 #include "train/data/synthetic/datagen.h"
+#include "train/engine/hooks.h"
 #include "train/engine/train_job.h"
 #include "tests/support/random.h"
 #include "tests/support/temp_dir.h"
@@ -240,26 +242,83 @@ TEST_CASE("a run folder that already holds a run is not overwritten") {
   CHECK_THROWS_WITH_AS(run_training(c, quiet_opts(root / "r")), doctest::Contains("--resume"), Error);
 }
 
+namespace {
+
+// Makes a weight of the semantic head NaN after optimiser step `step` (every later loss is then
+// non-finite), or one gradient element NaN in the backward pass of step `step` + 1 (its loss
+// stays finite).
+struct Poison : HookBase {
+  bool grad = false, done = false;
+  int64_t step = 1;
+  static Tensor head(Trainer& t) {
+    for (auto& [name, p] : t.parameters())
+      if (name == "decoder.conv_out.weight") return p;
+    FAIL("no decoder.conv_out.weight");
+    return Tensor();
+  }
+  void after_step(Trainer& t) override {
+    if (!grad && t.state().step == step) head(t).data<float>()[0] = NAN;
+  }
+  void after_backward(Trainer& t) override {
+    if (grad && !done && t.state().step == step) head(t).grad().data<float>()[0] = NAN, done = true;
+  }
+};
+
+TrainSummary train_with(const Config& c, const TrainOptions& o, std::unique_ptr<HookBase> extra) {
+  Trainer t(c, o);
+  for (auto& h : default_hooks(t)) t.register_hook(std::move(h));
+  t.register_hook(std::move(extra));
+  return t.train();
+}
+
+}  // namespace
+
 TEST_CASE("the NaN guard names the step and the losses or skips the steps") {
   test::TempDir tmp("trainer_nan");
   const fs::path& root = tmp.path;
   Config c = tiny_config();
   c.train.epochs = 1;
-  c.optim.lr = 1e30;  // the first update destroys the weights: every later loss is non-finite
-  c.train.skip_nonfinite = false;
-  CHECK_THROWS_WITH_AS(run_training(c, quiet_opts(root / "fail")), doctest::Contains("non-finite loss at epoch 1 step 2"), Error);
+  c.train.on_nonfinite = OnNonFinite::stop;
   try {
-    run_training(c, quiet_opts(root / "fail2"));
+    train_with(c, quiet_opts(root / "fail"), std::make_unique<Poison>());
+    FAIL("a NaN loss did not stop the run");
   } catch (const Error& e) {
-    std::string m = e.what();
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("non-finite loss at epoch 1 step 2") != std::string::npos);
     CHECK(m.find("semantic = ") != std::string::npos);
     CHECK(m.find("depth = ") != std::string::npos);
+    CHECK(m.find("train.on_nonfinite: stop") != std::string::npos);
   }
-  c.train.skip_nonfinite = true;
-  TrainSummary s = run_training(c, quiet_opts(root / "skip"));
+  // stop saved the state it stopped in.
+  CHECK(load_checkpoint((root / "fail" / "checkpoints" / "last.safetensors").string()).state->step == 1);
+  c.train.on_nonfinite = OnNonFinite::skip;
+  TrainSummary s = train_with(c, quiet_opts(root / "skip"), std::make_unique<Poison>());
   CHECK(s.steps == 1);  // one update, then five skipped batches
   std::string last = read_jsonl(root / "skip" / "metrics.jsonl").back().dump();
   CHECK(last.find("\"type\":\"eval\"") != std::string::npos);
+}
+
+TEST_CASE("a NaN gradient with finite losses is caught by the gradient norm") {
+  test::TempDir tmp("trainer_nan_grad");
+  Config c = tiny_config();
+  c.train.epochs = 1;
+  c.train.on_nonfinite = OnNonFinite::stop;
+  auto poison = [] {
+    auto p = std::make_unique<Poison>();
+    p->grad = true;
+    return p;
+  };
+  CHECK_THROWS_WITH_AS(train_with(c, quiet_opts(tmp.path / "stop"), poison()),
+                       doctest::Contains("non-finite gradient norm at epoch 1 step 2"), Error);
+  c.train.on_nonfinite = OnNonFinite::skip;
+  const TrainSummary s = train_with(c, quiet_opts(tmp.path / "skip"), poison());
+  CHECK(s.steps == 5);  // six batches, the second one's step skipped
+  std::vector<nlohmann::json> lines = read_jsonl(tmp.path / "skip" / "metrics.jsonl");
+  bool counted = false;
+  for (const auto& r : lines)
+    if (r["type"] == "train" && r.contains("skipped_steps")) counted = r["skipped_steps"] == 1;
+  CHECK(counted);
 }
 
 TEST_CASE("SIGTERM finishes the step and saves a checkpoint that resumes") {

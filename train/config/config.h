@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/device.h"
@@ -21,19 +22,29 @@ namespace mtl::train {
 enum class Balance { uncertainty, dwa, fixed };
 enum class DepthLoss { silog, l1 };
 enum class ClassWeighting { none, median_frequency, list };
+enum class SourceWeighting { normalized, mean };
 enum class SchedulePolicy { cosine, linear, constant };
 enum class Monitor { miou, loss, depth_rmse, depth_abs_rel };
 enum class DeviceChoice { cpu, cuda, auto_ };
 enum class Precision { fp32, bf16 };
 enum class OnError { fail, skip };
+enum class OnNonFinite { skip, stop };
+// Test-time augmentation: each pass's class probabilities and depth, brought back to the
+// unaugmented view, averaged (multiscale: the network input scaled by each of the scales).
+enum class Tta { none, flip, multiscale, multiscale_flip };
+enum class InferMode { whole, slide };
 MTL_ENUM_NAMES(Balance, "uncertainty", "dwa", "fixed")
 MTL_ENUM_NAMES(DepthLoss, "silog", "l1")
 MTL_ENUM_NAMES(ClassWeighting, "none", "median_frequency", "list")
+MTL_ENUM_NAMES(SourceWeighting, "normalized", "mean")
 MTL_ENUM_NAMES(SchedulePolicy, "cosine", "linear", "constant")
 MTL_ENUM_NAMES(Monitor, "miou", "loss", "depth_rmse", "depth_abs_rel")
 MTL_ENUM_NAMES(DeviceChoice, "cpu", "cuda", "auto")
 MTL_ENUM_NAMES(Precision, "fp32", "bf16")
 MTL_ENUM_NAMES(OnError, "fail", "skip")
+MTL_ENUM_NAMES(OnNonFinite, "skip", "stop")
+MTL_ENUM_NAMES(Tta, "none", "flip", "multiscale", "multiscale_flip")
+MTL_ENUM_NAMES(InferMode, "whole", "slide")
 
 using models::Task;
 // The generic enum functions, beside the overloads below that would otherwise hide them.
@@ -71,6 +82,9 @@ struct DataConfig {
   std::map<int, int> label_map;          // stored value -> class id (or ignore_index)
   std::vector<ClassInfo> classes = greenhouse_classes();
   OnError on_error = OnError::fail;
+  // Samples of each source in every training batch (source name, count), in data.sources order;
+  // empty: batches drawn from all samples alike.
+  std::vector<std::pair<std::string, int>> batch_mix;
   // The sources to read: `sources`, or one named "default" at `root`.
   std::vector<DataSource> resolved_sources() const;
   bool operator==(const DataConfig&) const = default;
@@ -86,6 +100,7 @@ struct LossConfig {
   double fixed_weight_depth = 1.0;     // loss.fixed_weights.depth
   double dwa_temperature = 2.0;
   bool deep_supervision = true;        // side losses at /8, /16, /32 (ESANet)
+  SourceWeighting source_weighting = SourceWeighting::normalized;  // how data.sources weights combine
   bool operator==(const LossConfig&) const = default;
 };
 
@@ -116,17 +131,26 @@ struct TrainConfig {
   int patience = 0;            // train.early_stopping.patience: validations without improvement; 0 = off
   double min_delta = 0.0;      // train.early_stopping.min_delta
   Monitor monitor = Monitor::miou;
-  bool skip_nonfinite = true;  // skip the step when the loss or a gradient is NaN/Inf
+  OnNonFinite on_nonfinite = OnNonFinite::skip;  // a NaN/Inf loss or gradient norm: skip the step, or stop
   std::array<double, 2> scale_range{1.0, 1.4};
   double hsv_jitter = 0.1;     // H, S and V multiplied by U(1-j, 1+j); 0 = off
   bool flip = true;            // horizontal flip with probability 0.5
   bool drop_last = true;
+  bool test_on_interrupt = false;  // evaluate on the test split also after SIGINT/SIGTERM
   bool operator==(const TrainConfig&) const = default;
 };
 
 struct EvalConfig {
   int batch_size = 8;
+  Tta tta = Tta::none;                        // for validation during training
+  std::vector<double> scales{0.75, 1.0, 1.25};  // multiscale TTA, relative to train.input_size
   bool operator==(const EvalConfig&) const = default;
+};
+
+struct CheckpointConfig {
+  int keep_top_k = 0;    // also keep the weights of the k best validations; 0 = off
+  int every_epochs = 0;  // a full snapshot (as last) every this many epochs; 0 = off
+  bool operator==(const CheckpointConfig&) const = default;
 };
 
 struct LogConfig {
@@ -139,7 +163,7 @@ struct RuntimeConfig {
   DeviceChoice device = DeviceChoice::auto_;
   uint64_t seed = 42;
   int threads = 0;   // compute threads (OpenMP); 0 = all cores
-  bool deterministic = false;
+  bool deterministic = true;  // as the seed: the same run gives the same bits (cuDNN's choice costs some speed)
   Precision precision = Precision::fp32;
   int workers = 2;   // data-loading threads; 0 = load in the training thread
   bool operator==(const RuntimeConfig&) const = default;
@@ -153,6 +177,7 @@ struct Config {
   ScheduleConfig schedule;
   TrainConfig train;
   EvalConfig eval;
+  CheckpointConfig checkpoint;
   LogConfig log;
   RuntimeConfig runtime;
   bool operator==(const Config&) const = default;
@@ -170,6 +195,9 @@ Config parse_config(const std::string& text, const std::string& source = "<strin
                     const std::vector<std::string>& overrides = {});
 // Applies one "a.b=value" override to a config (re-validating the whole config).
 void apply_override(Config& cfg, const std::string& assignment);
+// Checks a Config built in code against the same rules as a file (ranges, keys that go together),
+// so that its config.yaml reads back; one mtl::Error lists every problem.
+void validate(const Config& cfg);
 
 // The resolved config as YAML that parse_config reads back to an equal Config.
 std::string to_yaml(const Config& cfg, bool comments = false);

@@ -9,11 +9,14 @@
 
 namespace mtl::train::schema {
 
-bool ends_with_json(const std::string& s) {
-  if (s.size() < 5) return false;
-  std::string e = s.substr(s.size() - 5);
-  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char ch) { return std::tolower(ch); });
-  return e == ".json";
+bool is_json(const std::string& text, const std::string& source) {
+  if (source.size() >= 5) {
+    std::string e = source.substr(source.size() - 5);
+    std::transform(e.begin(), e.end(), e.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (e == ".json") return true;
+  }
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  return first != std::string::npos && text[first] == '{';
 }
 
 namespace {

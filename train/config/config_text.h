@@ -7,8 +7,9 @@
 
 namespace mtl::train::schema {
 
-// Whether `source` names a JSON file (by its extension, in any case).
-bool ends_with_json(const std::string& source);
+// Whether a configuration is JSON: `source` ends in .json (any case), or the text's first
+// non-blank character opens an object (a YAML file written as one flow mapping reads the same).
+bool is_json(const std::string& text, const std::string& source);
 // Syntax errors are mtl::Error naming `source` (and, for YAML, the line and column).
 YAML::Node load_tree(const std::string& text, const std::string& source, bool json);
 

@@ -117,6 +117,23 @@ std::string render_sources(const Config& c) {
   return s.empty() ? "[]" : s;
 }
 
+void read_batch_mix(const YAML::Node& n, Config& c, Reader& r, const std::string& p) {
+  c.data.batch_mix.clear();
+  if (n.IsNull()) return;
+  if (!r.expect_map(n, p)) return;
+  for (const auto& kv : n) {
+    const std::string kp = p + "." + kv.first.Scalar();
+    if (auto k = r.integer(kv.second, kp, 1, 4096)) c.data.batch_mix.emplace_back(kv.first.Scalar(), static_cast<int>(*k));
+  }
+}
+
+std::string render_batch_mix(const Config& c) {
+  std::string s = "{";
+  for (size_t i = 0; i < c.data.batch_mix.size(); ++i)
+    s += (i ? ", " : "") + render_string(c.data.batch_mix[i].first) + ": " + std::to_string(c.data.batch_mix[i].second);
+  return s + "}";
+}
+
 void read_label_map(const YAML::Node& n, Config& c, Reader& r, const std::string& p) {
   c.data.label_map.clear();
   if (n.IsNull()) return;
@@ -171,6 +188,23 @@ void read_tasks(const YAML::Node& n, Config& c, Reader& r, const std::string& p)
 std::string render_tasks(const Config& c) {
   std::string s = "[";
   for (size_t i = 0; i < c.model.tasks.size(); ++i) s += (i ? ", " : "") + std::string(to_string(c.model.tasks[i]));
+  return s + "]";
+}
+
+void read_scales(const YAML::Node& n, Config& c, Reader& r, const std::string& p) {
+  if (!n.IsSequence() || n.size() == 0) {
+    r.error(n, p, "expected a non-empty " + r.list_word() + " of scales, e.g. [0.75, 1.0, 1.25], got " + r.show(n));
+    return;
+  }
+  std::vector<double> out;
+  for (size_t i = 0; i < n.size(); ++i)
+    if (auto v = r.number(n[i], p + "[" + std::to_string(i) + "]", 0.25, false, 4, false)) out.push_back(*v);
+  if (out.size() == n.size()) c.eval.scales = out;
+}
+
+std::string render_scales(const Config& c) {
+  std::string s = "[";
+  for (size_t i = 0; i < c.eval.scales.size(); ++i) s += (i ? ", " : "") + render_double(c.eval.scales[i]);
   return s + "]";
 }
 

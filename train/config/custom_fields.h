@@ -1,6 +1,6 @@
 #pragma once
 // The configuration keys whose values are structured (a size, lists of classes and sources, the
-// label map, the task list, class weighting as a name or a list): their readers and writers, for
+// batch mix, the label map, the task list, class weighting as a name or a list): their readers and writers, for
 // the schema table. Internal to train/config/.
 #include <yaml-cpp/yaml.h>
 
@@ -16,11 +16,16 @@ void read_classes(const YAML::Node& n, Config& c, Reader& r, const std::string& 
 std::string render_classes(const Config& c);
 void read_sources(const YAML::Node& n, Config& c, Reader& r, const std::string& p);
 std::string render_sources(const Config& c);
+void read_batch_mix(const YAML::Node& n, Config& c, Reader& r, const std::string& p);
+std::string render_batch_mix(const Config& c);
 // `ignore` is stored as kIgnoreMark until the tree walk resolves it to data.ignore_index.
 void read_label_map(const YAML::Node& n, Config& c, Reader& r, const std::string& p);
 std::string render_label_map(const Config& c);
 void read_tasks(const YAML::Node& n, Config& c, Reader& r, const std::string& p);
 std::string render_tasks(const Config& c);
+// A non-empty list of positive scales, each in [0.25, 4].
+void read_scales(const YAML::Node& n, Config& c, Reader& r, const std::string& p);
+std::string render_scales(const Config& c);
 void read_class_weighting(const YAML::Node& n, Config& c, Reader& r, const std::string& p);
 std::string render_class_weighting(const Config& c);
 

@@ -1,6 +1,8 @@
 // The tree walk over a configuration document (every key against the schema, every problem
 // collected), the rules that involve several keys, and the public entry points that read a file
 // or text into a Config.
+#include <algorithm>
+#include <cstdio>
 #include <string>
 
 #include "core/error.h"
@@ -86,6 +88,28 @@ void cross_check(Config& c, Reader& r) {
                            "data.sources for several");
   }
   if (!c.data.sources.empty()) c.data.root = c.data.sources.front().root;
+  if (!c.data.batch_mix.empty()) {
+    const std::vector<DataSource> sources = c.data.resolved_sources();
+    std::vector<std::pair<std::string, int>> ordered;
+    int total = 0;
+    for (const DataSource& src : sources) {
+      auto it = std::find_if(c.data.batch_mix.begin(), c.data.batch_mix.end(),
+                             [&](const auto& m) { return m.first == src.name; });
+      if (it == c.data.batch_mix.end()) {
+        r.error("data.batch_mix", "gives source '" + src.name + "' no share; name every source of data.sources");
+        continue;
+      }
+      ordered.push_back(*it);
+      total += it->second;
+    }
+    for (const auto& [name, k] : c.data.batch_mix)
+      if (std::none_of(sources.begin(), sources.end(), [&](const DataSource& d) { return d.name == name; }))
+        r.error("data.batch_mix." + name, "names no source of data.sources");
+    if (ordered.size() == c.data.batch_mix.size() && total != c.train.batch_size)
+      r.error("data.batch_mix", "sums to " + std::to_string(total) + " samples, but train.batch_size is " +
+                                    std::to_string(c.train.batch_size));
+    c.data.batch_mix = ordered;  // in data.sources order, as the loader reads it
+  }
   // The network's own rules (models::ModelConfig), reported like the schema's.
   for (const models::ModelConfig::Problem& p : c.model.problems()) r.error(p.key, p.message);
   const bool sem = c.model.has_task(Task::semantic), dep = c.model.has_task(Task::depth);
@@ -100,11 +124,11 @@ void cross_check(Config& c, Reader& r) {
 }  // namespace
 
 Config parse_config(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
-  const bool json = schema::ends_with_json(source);
+  const bool json = schema::is_json(text, source);
   YAML::Node root = schema::load_tree(text, source, json);
   if (!root.IsDefined() || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   MTL_CHECK(root.IsMap(), source, ": the top level must be ", json ? "an object" : "a mapping",
-            " of sections (data, model, loss, optim, schedule, train, eval, log, runtime)");
+            " of sections (data, model, loss, optim, schedule, train, eval, checkpoint, log, runtime)");
   Reader r(source, json);
   for (size_t i = 0; i < overrides.size(); ++i) {
     schema::Assignment a = schema::parse_assignment(overrides[i]);
@@ -126,8 +150,13 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     throw Error("cannot read config '" + path + "' (missing or unreadable)");
   }
   MTL_CHECK(!text.empty(), "config '", path, "' is empty");
+  if (schema::is_json(text, path))
+    std::fprintf(stderr, "warning: reading '%s' as JSON; YAML is mtl's configuration format (JSON is read as YAML's "
+                 "subset, and mtl_train writes config.yaml)\n", path.c_str());
   return parse_config(text, path, overrides);
 }
+
+void validate(const Config& cfg) { parse_config(to_yaml(cfg), "the configuration"); }
 
 void apply_override(Config& cfg, const std::string& assignment) {
   cfg = parse_config(to_yaml(cfg), "<config>", {assignment});

@@ -38,6 +38,11 @@ void add_data(std::vector<Field>& f) {
                "Class list, in label order: a name and a display colour [r, g, b] for visuals.\n"
                "model.num_classes must equal its length.",
                read_classes, render_classes, nullptr});
+  f.push_back({"data.batch_mix",
+               "Samples of each source in every training batch, e.g. {real: 6, synthetic: 2}: each\n"
+               "source is shuffled on its own and an epoch ends when the first one runs out. The\n"
+               "counts name every source of data.sources and sum to train.batch_size. {} = off.",
+               read_batch_mix, render_batch_mix, nullptr});
   f.push_back(f_enum<OnError>("data.on_error", ACC(data.on_error),
                               "What the scan before training does with bad samples (missing or undecodable\n"
                               "files, sizes that disagree, label values out of range): fail (one error\n"
@@ -70,6 +75,10 @@ void add_model(std::vector<Field>& f) {
       "model.depth_head", ACC(model.depth_head),
       "Depth head: decoder (its own decoder, like the semantic one) or light (a small\n"
       "head on the shared decoder's features)."));
+  f.push_back(f_enum<models::Modality>(
+      "model.modality", ACC(model.modality),
+      "Inputs: rgbd (both encoders, SE fusion), or rgb or depth alone through one encoder\n"
+      "(ESANet's single-modality network; the other input is read but unused)."));
 }
 
 void add_loss(std::vector<Field>& f) {
@@ -93,6 +102,12 @@ void add_loss(std::vector<Field>& f) {
                     "Softmax temperature of dynamic weight averaging."));
   f.push_back(f_bool("loss.deep_supervision", ACC(loss.deep_supervision),
                      "Add the side losses at 1/8, 1/16 and 1/32 of the input (ESANet), equally weighted."));
+  f.push_back(f_enum<SourceWeighting>(
+      "loss.source_weighting", ACC(loss.source_weighting),
+      "How data.sources weights w_i enter a batch's loss: normalized (sum_i w_i L_i / sum_i w_i\n"
+      "over the batch's pixels, so a batch of one source is not scaled) or mean\n"
+      "((1/N) sum_i w_i L_i over the N images, the seed's formula: a down-weighted source counts less\n"
+      "in every batch)."));
 }
 
 void add_optim_and_schedule(std::vector<Field>& f) {
@@ -132,8 +147,10 @@ void add_train(std::vector<Field>& f) {
   f.push_back(f_enum<Monitor>("train.monitor", ACC(train.monitor),
                               "Validation value that picks the best checkpoint and drives early stopping:\n"
                               "miou (higher is better), loss, depth_rmse or depth_abs_rel (lower is better)."));
-  f.push_back(f_bool("train.skip_nonfinite", ACC(train.skip_nonfinite),
-                     "Skip an optimiser step whose loss or gradients are NaN/Inf (and count it)."));
+  f.push_back(f_enum<OnNonFinite>(
+      "train.on_nonfinite", ACC(train.on_nonfinite),
+      "A batch whose loss, or a step whose gradient norm, is NaN or Inf: skip it (counted and\n"
+      "logged as skipped_steps) or stop (save checkpoints/last, name the step and the values, exit 1)."));
   f.push_back(f_pair("train.scale_range", ACC(train.scale_range), 0, true, 4, false, true,
                      "Random rescale factor range [lo, hi] before the random crop (ESANet: [1.0, 1.4])."));
   f.push_back(f_num("train.hsv_jitter", ACC(train.hsv_jitter), 0, false, 1, true,
@@ -142,10 +159,27 @@ void add_train(std::vector<Field>& f) {
                      "Random horizontal flip (p = 0.5) of RGB, depth and labels together."));
   f.push_back(f_bool("train.drop_last", ACC(train.drop_last),
                      "Drop the last, incomplete training batch of each epoch."));
+  f.push_back(f_bool("train.test_on_interrupt", ACC(train.test_on_interrupt),
+                     "After SIGINT/SIGTERM, still evaluate the best checkpoint on the test split (as at the\n"
+                     "end of training and after early stopping) before exiting."));
 }
 
 void add_eval_log_runtime(std::vector<Field>& f) {
   f.push_back(f_int("eval.batch_size", ACC(eval.batch_size), 1, 4096, "Samples per validation/test batch."));
+  f.push_back(f_enum<Tta>("eval.tta", ACC(eval.tta),
+                          "Test-time augmentation for validation: none, flip (with the mirror image),\n"
+                          "multiscale (the input scaled by eval.scales) or multiscale_flip; class\n"
+                          "probabilities and depth averaged. mtl_eval takes the same as --tta."));
+  f.push_back({"eval.scales",
+               "Scales of multiscale TTA, relative to train.input_size (each side rounded to a\n"
+               "multiple of 32).",
+               read_scales, render_scales, nullptr});
+  f.push_back(f_int("checkpoint.keep_top_k", ACC(checkpoint.keep_top_k), 0, 1000,
+                    "Also keep the weights of the k best validations by train.monitor, as\n"
+                    "checkpoints/top/epochNNN_stepNNN.safetensors; 0 = off."));
+  f.push_back(f_int("checkpoint.every_epochs", ACC(checkpoint.every_epochs), 0, 1000000,
+                    "A full snapshot (weights, optimiser and loop state, as last) every N epochs, as\n"
+                    "checkpoints/epochNNN.safetensors; 0 = off."));
   f.push_back(f_int("log.every", ACC(log.every), 1, 1000000,
                     "Optimiser steps between training log lines (metrics.jsonl, TensorBoard)."));
   f.push_back(f_int("log.visuals", ACC(log.visuals), 0, 1024,
@@ -156,7 +190,9 @@ void add_eval_log_runtime(std::vector<Field>& f) {
                     "Seeds initialisation, shuffling and augmentation; the same seed gives the same run."));
   f.push_back(f_int("runtime.threads", ACC(runtime.threads), 0, 4096, "CPU compute threads (OpenMP); 0 = all cores."));
   f.push_back(f_bool("runtime.deterministic", ACC(runtime.deterministic),
-                     "Deterministic algorithms only (cuDNN), at some speed cost."));
+                     "Deterministic algorithms only: cuDNN takes the first deterministic algorithm in its\n"
+                     "heuristic order, so two runs (and processes) give the same bits, at some speed cost\n"
+                     "on a GPU. The CPU path is deterministic either way."));
   f.push_back(f_enum<Precision>("runtime.precision", ACC(runtime.precision),
                                 "fp32, or bf16 mixed precision (CUDA only)."));
   f.push_back(f_int("runtime.workers", ACC(runtime.workers), 0, 256,
@@ -192,6 +228,7 @@ const std::map<std::string, std::string>& section_help() {
       {"schedule", "Learning-rate schedule, stepped once per optimiser step."},
       {"train", "Training loop and augmentation."},
       {"eval", "Validation and test."},
+      {"checkpoint", "Checkpoints besides best and last."},
       {"log", "Logging into the run directory."},
       {"runtime", "Device, threads and reproducibility."}};
   return h;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <limits>
 
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
@@ -23,6 +24,13 @@ LoaderOptions LoaderOptions::training(const Config& cfg, Device device) {
   o.workers = cfg.runtime.workers;
   o.device = device;
   if (cfg.loss.deep_supervision && cfg.model.has_task(Task::semantic)) o.label_factors = {8, 16, 32};
+  if (!cfg.data.batch_mix.empty()) {
+    const std::vector<DataSource> sources = cfg.data.resolved_sources();
+    o.source_mix.assign(sources.size(), 0);
+    for (const auto& [name, count] : cfg.data.batch_mix)
+      for (size_t s = 0; s < sources.size(); ++s)
+        if (sources[s].name == name) o.source_mix[s] = count;
+  }
   return o;
 }
 
@@ -93,9 +101,27 @@ Loader::Loader(Dataset dataset, DatasetStats stats, LoaderOptions options)
   MTL_CHECK(opt_.workers >= 0, "loader workers ", opt_.workers, " must be >= 0");
   for (int f : opt_.label_factors) MTL_CHECK(f >= 1, "label downsampling factor ", f, " must be >= 1");
   MTL_CHECK(stats_.depth_std > 0, "depth standard deviation ", stats_.depth_std, " must be positive");
-  batches_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
-  MTL_CHECK(batches_ > 0, "the ", dataset_.index().split, " split has ", n, " samples, fewer than one batch of ",
-            opt_.batch_size, opt_.drop_last ? " (train.drop_last is on)" : "");
+  if (opt_.source_mix.empty()) {
+    batches_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
+    MTL_CHECK(batches_ > 0, "the ", dataset_.index().split, " split has ", n, " samples, fewer than one batch of ",
+              opt_.batch_size, opt_.drop_last ? " (train.drop_last is on)" : "");
+  } else {
+    const auto& sources = dataset_.index().sources;
+    MTL_CHECK(opt_.source_mix.size() == sources.size(), "the batch mix gives ", opt_.source_mix.size(),
+              " shares for ", sources.size(), " sources");
+    int total = 0;
+    batches_ = std::numeric_limits<int64_t>::max();
+    for (size_t s = 0; s < sources.size(); ++s) {
+      const int k = opt_.source_mix[s];
+      MTL_CHECK(k >= 1, "data.batch_mix: source '", sources[s].name, "' needs a share of at least 1, got ", k);
+      total += k;
+      batches_ = std::min(batches_, static_cast<int64_t>(source_members(static_cast<int>(s)).size()) / k);
+    }
+    MTL_CHECK(total == opt_.batch_size, "data.batch_mix sums to ", total, " samples, but the batch size is ",
+              opt_.batch_size);
+    MTL_CHECK(batches_ > 0, "data.batch_mix: a source of the ", dataset_.index().split,
+              " split has fewer samples than its share of one batch");
+  }
   if (opt_.prefetch <= 0) opt_.prefetch = std::max(2, 2 * opt_.workers);
   if (opt_.device.is_cuda()) {
     cuda::require();
@@ -106,16 +132,49 @@ Loader::Loader(Dataset dataset, DatasetStats stats, LoaderOptions options)
 
 Loader::~Loader() { stop_workers(); }
 
-std::vector<int64_t> Loader::order(int64_t epoch) const {
-  const int64_t n = static_cast<int64_t>(dataset_.size());
-  std::vector<int64_t> o(n);
-  for (int64_t i = 0; i < n; ++i) o[i] = i;
-  if (!opt_.shuffle) return o;
-  Generator gen(mix_seed(opt_.seed, epoch, 0, 0x73687566ull));
-  for (int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates
+namespace {
+
+// Fisher-Yates with its own generator, so that every shuffle is a function of (seed, epoch, list).
+void shuffle(std::vector<int64_t>& o, uint64_t seed) {
+  Generator gen(seed);
+  for (int64_t i = static_cast<int64_t>(o.size()) - 1; i > 0; --i) {
     const int64_t j = static_cast<int64_t>(gen.next_u64() % static_cast<uint64_t>(i + 1));
     std::swap(o[i], o[j]);
   }
+}
+
+}  // namespace
+
+std::vector<int64_t> Loader::source_members(int source) const {
+  std::vector<int64_t> out;
+  const auto& samples = dataset_.index().samples;
+  for (size_t i = 0; i < samples.size(); ++i)
+    if (samples[i].source == source) out.push_back(static_cast<int64_t>(i));
+  return out;
+}
+
+std::vector<int64_t> Loader::order(int64_t epoch) const {
+  const int64_t n = static_cast<int64_t>(dataset_.size());
+  constexpr uint64_t kShuffle = 0x73687566ull;
+  if (opt_.source_mix.empty()) {
+    std::vector<int64_t> o(n);
+    for (int64_t i = 0; i < n; ++i) o[i] = i;
+    if (opt_.shuffle) shuffle(o, mix_seed(opt_.seed, epoch, 0, kShuffle));
+    return o;
+  }
+  // Batch b holds share k_s of source s's (shuffled) list at [b * k_s, (b + 1) * k_s), sources in order.
+  std::vector<std::vector<int64_t>> lists;
+  for (size_t s = 0; s < opt_.source_mix.size(); ++s) {
+    lists.push_back(source_members(static_cast<int>(s)));
+    if (opt_.shuffle) shuffle(lists.back(), mix_seed(opt_.seed, epoch, static_cast<int64_t>(s) + 1, kShuffle));
+  }
+  std::vector<int64_t> o;
+  o.reserve(static_cast<size_t>(batches_ * opt_.batch_size));
+  for (int64_t b = 0; b < batches_; ++b)
+    for (size_t s = 0; s < lists.size(); ++s) {
+      const int64_t k = opt_.source_mix[s];
+      o.insert(o.end(), lists[s].begin() + b * k, lists[s].begin() + (b + 1) * k);
+    }
   return o;
 }
 

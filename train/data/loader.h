@@ -48,8 +48,12 @@ struct LoaderOptions {
   Device device = Device::cpu();
   bool depth_metres = false;
   std::vector<int> label_factors;  // e.g. {8, 16, 32} for deep supervision
+  // Samples of each source (by index into the data set's sources) in every batch, summing to
+  // batch_size; empty: batches drawn from all samples alike. With a mix, each source is shuffled
+  // on its own and an epoch ends when the first source runs out of whole shares.
+  std::vector<int> source_mix;
   // train.* and runtime.* settings: shuffled, augmented, drop_last from the config, label
-  // scales when deep supervision trains the semantic task.
+  // scales when deep supervision trains the semantic task, data.batch_mix.
   static LoaderOptions training(const Config& cfg, Device device);
   // eval.batch_size, in order, no augmentation, every sample, depth in metres for metrics.
   static LoaderOptions evaluation(const Config& cfg, Device device);
@@ -95,6 +99,8 @@ class Loader {
   void start_workers();
   void worker_loop();
   Batch make_batch_from(const std::vector<int64_t>& order, int64_t epoch, int64_t batch) const;
+  // The data set indices of one source's samples, in data set order.
+  std::vector<int64_t> source_members(int source) const;
   void to_device(Batch& b);
 
   Dataset dataset_;

@@ -1,9 +1,13 @@
 #include "train/engine/hooks.h"
 
+#include <algorithm>
 #include <csignal>
+#include <cstdio>
+#include <filesystem>
 
 #include "core/allocator.h"
 #include "core/error.h"
+#include "train/eval/eval_job.h"
 #include "train/eval/evaluate.h"
 
 namespace mtl::train {
@@ -29,7 +33,11 @@ void LoggingHook::after_step(Trainer& t) {
   r.step = st.step;
   r.lr = s.lr;
   r.loss = s.losses.at("total");
-  for (const std::string& task : t.objective().tasks()) r.task_losses.emplace_back(task, s.losses.at(task));
+  for (const std::string& task : t.objective().tasks()) {
+    r.task_losses.emplace_back(task, s.losses.at(task));
+    r.loss_unweighted += s.losses.at(task);
+  }
+  for (auto& [part, v] : s.task_losses.parts) r.loss_parts.emplace_back(part, v.item());
   for (auto& [task, w] : s.balanced.weights) r.task_weights.emplace_back(task, w.item());
   if (s.grad_norm.defined()) r.extra.emplace_back("grad_norm", s.grad_norm.item());
   const std::vector<DataSource>& sources = t.sources();
@@ -61,6 +69,19 @@ void LoggingHook::after_step(Trainer& t) {
   t.records().put(r, p);
 }
 
+void LoggingHook::after_epoch(Trainer& t) {
+  const EpochInfo& e = t.last_epoch();
+  EpochRecord r;
+  r.epoch = static_cast<int>(e.epoch);
+  r.step = t.state().step;
+  for (const std::string& task : t.objective().tasks())
+    if (auto it = e.mean_losses.find(task); it != e.mean_losses.end()) r.task_losses.emplace_back(task, it->second);
+  r.segmentation = e.segmentation;
+  r.images = e.images;
+  r.time_s = e.seconds;
+  t.records().put(r);
+}
+
 // ---- validation ----
 
 void ValidationHook::after_step(Trainer& t) {
@@ -88,6 +109,10 @@ void ValidationHook::validate(Trainer& t, int64_t epoch, bool epoch_end) {
   for (const ClassInfo& c : cfg.data.classes) er.class_names.push_back(c.name);
   er.depth = e.metrics.depth;
   er.time_s = e.seconds;
+  if (e.timed_images > 0 && e.forward_seconds > 0) {
+    er.ms_per_image = 1000.0 * e.forward_seconds / static_cast<double>(e.timed_images);
+    er.images_per_s = static_cast<double>(e.timed_images) / e.forward_seconds;
+  }
   er.panels = std::move(e.panels);
   er.epoch_end = epoch_end;
   t.records().put(er);
@@ -97,10 +122,13 @@ void ValidationHook::validate(Trainer& t, int64_t epoch, bool epoch_end) {
   const double d = cfg.train.min_delta;
   const bool improved =
       !st.best || (monitor_higher_is_better(cfg.train.monitor) ? *v > *st.best + d : *v < *st.best - d);
+  keep_top_k(t, *v, epoch);
   if (improved) {
     st.best = *v;
     st.best_epoch = epoch;
     st.bad_evals = 0;
+    best_ = er;
+    best_->panels.clear();
     t.save_best(*v);
     t.message("new best " + std::string(to_string(cfg.train.monitor)) + " " + std::to_string(*v) + " (epoch " +
               std::to_string(epoch) + "): saved " + t.run_dir() + "/checkpoints/best.safetensors");
@@ -111,13 +139,92 @@ void ValidationHook::validate(Trainer& t, int64_t epoch, bool epoch_end) {
   }
 }
 
+void ValidationHook::keep_top_k(Trainer& t, double value, int64_t epoch) {
+  const int k = t.config().checkpoint.keep_top_k;
+  if (k <= 0) return;
+  TrainState& st = t.state();
+  const bool higher = monitor_higher_is_better(t.config().train.monitor);
+  auto better = [&](double a, double b) { return higher ? a > b : a < b; };
+  if (static_cast<int>(st.top_k.size()) >= k && !better(value, st.top_k.back().first)) return;
+  char name[64];
+  std::snprintf(name, sizeof name, "epoch%03lld_step%07lld.safetensors", static_cast<long long>(epoch),
+                static_cast<long long>(st.step));
+  const std::string path = t.run_dir() + "/checkpoints/top/" + name;
+  t.save_weights(path, value, epoch);
+  auto at = std::find_if(st.top_k.begin(), st.top_k.end(), [&](const auto& e) { return better(value, e.first); });
+  st.top_k.insert(at, {value, path});
+  while (static_cast<int>(st.top_k.size()) > k) {
+    std::error_code ec;
+    std::filesystem::remove(st.top_k.back().second, ec);  // a file already gone is no matter
+    st.top_k.pop_back();
+  }
+}
+
+void ValidationHook::after_train(Trainer& t) {
+  const TrainState& st = t.state();
+  if (!st.best) return;
+  std::string line = "best " + std::string(to_string(t.config().train.monitor)) + " " + std::to_string(*st.best) +
+                     " at epoch " + std::to_string(st.best_epoch);
+  if (best_) line += " (" + format_eval_line(*best_) + ")";
+  t.message(line + ": " + t.run_dir() + "/checkpoints/best.safetensors");
+}
+
 // ---- checkpoints ----
 
 void CheckpointHook::after_step(Trainer& t) {
   if (t.state().finished) t.save_last();  // early stopping at a validation between epoch ends
 }
 
-void CheckpointHook::after_epoch(Trainer& t) { t.save_last(); }
+void CheckpointHook::after_epoch(Trainer& t) {
+  t.save_last();
+  const int every = t.config().checkpoint.every_epochs;
+  const int64_t epoch = t.state().epoch;
+  if (every > 0 && epoch % every == 0) {
+    char name[32];
+    std::snprintf(name, sizeof name, "epoch%03lld.safetensors", static_cast<long long>(epoch));
+    t.save_state(t.run_dir() + "/checkpoints/" + name);
+  }
+}
+
+// ---- test ----
+
+void TestHook::after_train(Trainer& t) {
+  if (t.interrupted() && !t.config().train.test_on_interrupt) return;
+  for (const DataSource& s : t.config().data.resolved_sources())
+    if (!std::filesystem::is_directory(std::filesystem::path(s.root) / "test")) {
+      t.message("no test split ('" + s.root + "/test' does not exist): nothing evaluated after training");
+      return;
+    }
+  EvalToolOptions o;
+  o.run_dir = t.run_dir();
+  o.split = "test";
+  o.json_path = t.run_dir() + "/test_metrics.json";
+  o.panel_dir = t.run_dir() + "/eval_test";
+  o.visuals = t.config().log.visuals;
+  o.device = t.device();
+  t.message("testing the best checkpoint on the test split ...");
+  EvalReport r;
+  try {
+    r = run_evaluation(o);
+  } catch (const Error& e) {
+    throw Error("training finished (checkpoints in " + t.run_dir() +
+                "/checkpoints/), but the test afterwards failed: " + e.what());
+  }
+  for (const std::string& n : r.notes) t.message("note: " + n);
+  std::string line = "test (" + std::to_string(r.images) + " images, original resolution):";
+  char buf[160];
+  if (r.segmentation) {
+    std::snprintf(buf, sizeof buf, " miou %.4f pixel_acc %.4f mean_f1 %.4f", r.segmentation->miou,
+                  r.segmentation->pixel_accuracy, r.segmentation->mean_f1);
+    line += buf;
+  }
+  if (r.depth) {
+    std::snprintf(buf, sizeof buf, " | depth rmse %.4f abs_rel %.4f delta1 %.4f", r.depth->rmse, r.depth->abs_rel,
+                  r.depth->delta1);
+    line += buf;
+  }
+  t.message(line + " | " + o.json_path);
+}
 
 // ---- interruption ----
 
@@ -176,6 +283,7 @@ std::vector<std::unique_ptr<HookBase>> default_hooks(const Trainer& t) {
   hooks.push_back(std::make_unique<ValidationHook>());
   hooks.push_back(std::make_unique<CheckpointHook>());
   hooks.push_back(std::make_unique<InterruptHook>());
+  hooks.push_back(std::make_unique<TestHook>());
   return hooks;
 }
 

@@ -36,6 +36,7 @@ std::string describe_losses(const std::map<std::string, double>& v) {
 
 Trainer::Trainer(Config cfg, TrainOptions opts)
     : cfg_(std::move(cfg)), opts_(std::move(opts)), device_(setup_runtime(cfg_.runtime, opts_.device)) {
+  validate(cfg_);
   if (!opts_.quiet) records_.add(std::make_unique<ConsoleWriter>());
 
   // ---- the run folder's name, and the state to resume ----
@@ -85,21 +86,35 @@ Trainer::Trainer(Config cfg, TrainOptions opts)
   model_->to(device_);
   balancer_->to(device_);
   model_->train();
-  std::vector<std::pair<std::string, Tensor>> named = model_->named_parameters();
-  for (auto& [n, t] : balancer_->named_parameters()) named.emplace_back("balancer." + n, t);
+  parameters_ = model_->named_parameters();
+  for (auto& [n, t] : balancer_->named_parameters()) parameters_.emplace_back("balancer." + n, t);
   AdamWOptions ao;
   ao.beta1 = cfg_.optim.betas[0];
   ao.beta2 = cfg_.optim.betas[1];
   ao.eps = cfg_.optim.eps;
   ao.max_grad_norm = cfg_.optim.grad_clip;
-  optimizer_ = std::make_unique<AdamW>(make_param_groups(named, cfg_.optim.weight_decay), ao);
+  optimizer_ = std::make_unique<AdamW>(make_param_groups(parameters_, cfg_.optim.weight_decay), ao);
   lr_ = cfg_.optim.lr;
+  if (semantic) {
+    ops::ConfusionOptions co;
+    co.ignore_index = cfg_.data.ignore_index;
+    co.check_labels = false;  // validated by the scan; a check would cost a host sync per batch
+    train_confusion_.emplace(cfg_.model.num_classes, device_, co);
+  }
 
   if (resume) {
     model_->load_state_dict(resume->model, true, "the checkpoint of " + run_dir_);
     balancer_->load_state_dict(resume->balancer, true, "the checkpoint's balancer state");
     optimizer_->load_state_dict(resume->optimizer, "the checkpoint's optimizer state");
     st_ = *resume->state;
+    if (auto it = resume->loop.find("epoch_images"); it != resume->loop.end())
+      epoch_images_ = static_cast<int64_t>(it->second.item());
+    if (auto it = resume->loop.find("train_confusion"); it != resume->loop.end() && train_confusion_) {
+      MTL_CHECK(it->second.shape() == train_confusion_->counts().shape() && it->second.dtype() == DType::i64,
+                "the checkpoint of ", run_dir_, " holds training counts ", it->second.describe(), " for ",
+                cfg_.model.num_classes, " classes");
+      copy_bytes(train_confusion_->counts(), it->second.to(device_));
+    }
     message("resuming " + run_dir_ + " at epoch " + std::to_string(st_.epoch + 1) + ", batch " +
             std::to_string(st_.batch) + ", step " + std::to_string(st_.step));
     if (st_.finished) {
@@ -137,14 +152,16 @@ void Trainer::early_stop() {
   early_stopped_ = true;
 }
 
-void Trainer::save_last() {
-  save_checkpoint(run_dir_ + "/checkpoints/last.safetensors", *model_, optimizer_.get(), balancer_.get(), &st_,
-                  {{"config", to_yaml(cfg_)}});
+void Trainer::save_state(const std::string& path) {
+  std::map<std::string, Tensor> loop;
+  if (train_confusion_) loop["train_confusion"] = train_confusion_->counts();
+  loop["epoch_images"] = full({}, static_cast<double>(epoch_images_), DType::i64);
+  save_checkpoint(path, *model_, optimizer_.get(), balancer_.get(), &st_, {{"config", to_yaml(cfg_)}}, loop);
 }
 
-void Trainer::save_best(double value) {
-  save_checkpoint(run_dir_ + "/checkpoints/best.safetensors", *model_, nullptr, nullptr, nullptr,
-                  {{"epoch", std::to_string(st_.best_epoch)},
+void Trainer::save_weights(const std::string& path, double value, int64_t epoch) {
+  save_checkpoint(path, *model_, nullptr, nullptr, nullptr,
+                  {{"epoch", std::to_string(epoch)},
                    {"monitor", std::string(to_string(cfg_.train.monitor))},
                    {"value", std::to_string(value)},
                    {"config", to_yaml(cfg_)}});
@@ -167,18 +184,24 @@ bool Trainer::run_step() {
     ++st_.batch;
     ++st_.batches_seen;
     if (!all_finite(values)) {
-      MTL_CHECK(cfg_.train.skip_nonfinite, "non-finite loss at epoch ", st_.epoch + 1, " step ", st_.step + 1, ": ",
-                describe_losses(values), " (set train.skip_nonfinite: true to skip such steps)");
-      ++st_.skipped_steps;
-      optimizer_->zero_grad();
-      message("warning: skipped step " + std::to_string(st_.step + 1) +
-              " with a non-finite loss: " + describe_losses(values));
+      non_finite("loss", values);
       continue;
     }
     total.backward();
+    for (auto& h : hooks_) h->after_backward(*this);
     for (auto& [k, v] : tl.task) st_.epoch_loss_sum[k] += values[k];
     ++st_.epoch_batches;
+    epoch_images_ += b.size();
+    if (train_confusion_ && b.labels.defined()) train_confusion_->update(out.semantic.detach(), b.labels);
     if (st_.batches_seen % accumulate_ != 0) continue;
+    // The losses can be finite while a gradient is not (a NaN from a degenerate normalisation,
+    // say): the global norm catches every one of them.
+    const double norm = optimizer_->grad_norm().item();
+    if (!std::isfinite(norm)) {
+      values["grad_norm"] = norm;
+      non_finite("gradient norm", values);
+      continue;
+    }
     last_.lr = lr_;
     last_.grad_norm = optimizer_->step(lr_);
     optimizer_->zero_grad();
@@ -190,9 +213,23 @@ bool Trainer::run_step() {
     last_.batch = std::move(b);
     last_.data_time = std::chrono::duration<double>(t_data - t0).count();
     last_.step_time = std::chrono::duration<double>(Clock::now() - t0).count();
+    st_.epoch_seconds += last_.step_time;
     return true;
   }
+  st_.epoch_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
   return false;
+}
+
+void Trainer::non_finite(const std::string& what, const std::map<std::string, double>& values) {
+  const std::string where = "epoch " + std::to_string(st_.epoch + 1) + " step " + std::to_string(st_.step + 1);
+  if (cfg_.train.on_nonfinite == OnNonFinite::stop) {
+    save_last();
+    throw Error("non-finite " + what + " at " + where + ": " + describe_losses(values) + "; saved " + run_dir_ +
+                "/checkpoints/last.safetensors (train.on_nonfinite: stop; skip would skip such steps)");
+  }
+  ++st_.skipped_steps;
+  optimizer_->zero_grad();
+  message("warning: skipped " + where + " with a non-finite " + what + ": " + describe_losses(values));
 }
 
 void Trainer::end_epoch() {
@@ -200,6 +237,13 @@ void Trainer::end_epoch() {
   for (auto& [k, s] : st_.epoch_loss_sum)
     means[k] = s / static_cast<double>(std::max<int64_t>(st_.epoch_batches, 1));
   balancer_->end_epoch(means);
+  last_epoch_ = {st_.epoch + 1, means, std::nullopt, epoch_images_, st_.epoch_seconds};
+  if (train_confusion_) {
+    last_epoch_.segmentation = train_confusion_->compute();  // one read per epoch
+    train_confusion_->reset();
+  }
+  epoch_images_ = 0;
+  st_.epoch_seconds = 0;
   st_.epoch_loss_sum.clear();
   st_.epoch_batches = 0;
   st_.batch = 0;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "models/esanet.h"
+#include "ops/metrics.h"
 #include "train/config/config.h"
 #include "train/data/loader.h"
 #include "train/log/record_store.h"
@@ -56,6 +57,15 @@ struct StepInfo {
   int64_t images = 0;                   // samples over the step's batches
 };
 
+// The epoch that just ended, for the hooks' after_epoch.
+struct EpochInfo {
+  int64_t epoch = 0;                          // 1-based
+  std::map<std::string, double> mean_losses;  // per task, over the epoch's batches
+  std::optional<ops::SegmentationMetrics> segmentation;  // on the training batches, at network resolution
+  int64_t images = 0;
+  double seconds = 0;  // in run_step(), summed across interruptions
+};
+
 class Trainer;
 
 class HookBase {
@@ -63,6 +73,9 @@ class HookBase {
   virtual ~HookBase() = default;
   virtual void before_train(Trainer&) {}
   virtual void before_step(Trainer&) {}
+  // After each batch's backward pass, before the gradients are checked and applied (Lightning's
+  // on_after_backward): the place to look at or change gradients.
+  virtual void after_backward(Trainer&) {}
   virtual void after_step(Trainer&) {}
   // After an epoch's last batch, once the state points at the next epoch (state().epoch is the
   // number of epochs done).
@@ -83,9 +96,10 @@ class Trainer {
   // after stop().
   TrainSummary train();
   // One optimiser step: batches of the current epoch forward and backward until `optim.accumulate`
-  // of them have been summed, then the update at lr(). Batches with a non-finite loss are skipped
-  // (train.skip_nonfinite) or an mtl::Error. False, without a step, when the epoch has no batches
-  // left.
+  // of them have been summed, then the update at lr(). A batch with a non-finite loss, or a step
+  // with a non-finite gradient norm, is skipped (train.on_nonfinite: skip) or saves the last
+  // checkpoint and throws mtl::Error naming the step and the values (stop). False, without a
+  // step, when the epoch has no batches left.
   bool run_step();
 
   const Config& config() const { return cfg_; }
@@ -98,6 +112,10 @@ class Trainer {
   const Objective& objective() const { return *objective_; }
   RecordStore& records() { return records_; }
   const StepInfo& last_step() const { return last_; }
+  const EpochInfo& last_epoch() const { return last_epoch_; }
+  bool interrupted() const { return interrupted_; }
+  // The parameters the optimiser updates (the model's and the balancer's), by name.
+  const std::vector<std::pair<std::string, Tensor>>& parameters() const { return parameters_; }
   // The sources the training samples come from (per-source loss logging).
   const std::vector<DataSource>& sources() const;
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
@@ -113,12 +131,18 @@ class Trainer {
   // Marks the run finished before its last epoch (TrainSummary::early_stopped).
   void early_stop();
   // checkpoints/last.safetensors: the model, optimiser, balancer and loop state.
-  void save_last();
+  void save_last() { save_state(run_dir_ + "/checkpoints/last.safetensors"); }
+  // The same at `path`.
+  void save_state(const std::string& path);
   // checkpoints/best.safetensors: the model only, with the monitored value in the metadata.
-  void save_best(double value);
+  void save_best(double value) { save_weights(run_dir_ + "/checkpoints/best.safetensors", value, st_.best_epoch); }
+  // The model only at `path`, with the monitored value and its epoch in the metadata.
+  void save_weights(const std::string& path, double value, int64_t epoch);
 
  private:
   void end_epoch();
+  // A non-finite loss or gradient norm: counted and skipped, or saved and thrown.
+  void non_finite(const std::string& what, const std::map<std::string, double>& values);
 
   Config cfg_;
   TrainOptions opts_;
@@ -131,10 +155,15 @@ class Trainer {
   std::unique_ptr<models::ESANet> model_;
   std::unique_ptr<Objective> objective_;
   std::shared_ptr<Balancer> balancer_;
+  std::vector<std::pair<std::string, Tensor>> parameters_;
   std::unique_ptr<AdamW> optimizer_;
   TrainState st_;
   double lr_ = 0;
   StepInfo last_;
+  EpochInfo last_epoch_;
+  // The training batches' confusion matrix over the current epoch, on the device (semantic task).
+  std::optional<ops::ConfusionMatrix> train_confusion_;
+  int64_t epoch_images_ = 0;
   RecordStore records_;
   std::vector<std::unique_ptr<HookBase>> hooks_;
   bool stop_ = false, interrupted_ = false, early_stopped_ = false;

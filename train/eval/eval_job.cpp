@@ -18,6 +18,7 @@ namespace mtl::train {
 namespace fs = std::filesystem;
 
 std::string visuals_dir(const EvalToolOptions& o) {
+  if (!o.panel_dir.empty()) return o.panel_dir;
   if (!o.json_path.empty()) {
     const fs::path parent = fs::path(o.json_path).parent_path();
     return parent.empty() ? std::string(".") : parent.string();
@@ -42,6 +43,7 @@ EvalReport run_evaluation(const EvalToolOptions& o) {
   EvalReport r;
   r.split = o.split;
   r.tta = o.inference.tta;
+  r.scales = o.inference.scales;
   r.mode = o.inference.mode;
 
   Config cfg = load_run_config(o.run_dir);

@@ -21,6 +21,7 @@ struct EvalToolOptions {
   InferenceOptions inference{Tta::none, InferMode::whole, 0};  // batch <= 0: eval.batch_size
   int visuals = 0;                       // panels of the first N images
   std::string json_path;                 // the JSON report, when set
+  std::string panel_dir;                 // where the panels go; empty: see visuals_dir()
   std::optional<Device> device;          // default runtime.device
   SpeedOptions speed;
   // Called after each image with (done, total), for a progress display.
@@ -32,7 +33,8 @@ struct EvalToolOptions {
 // or option at fault.
 EvalReport run_evaluation(const EvalToolOptions& o);
 
-// Where the panels go: beside the JSON report when there is one, else RUN_DIR/eval_<split>/.
+// Where the panels go: panel_dir when set, else beside the JSON report when there is one, else
+// RUN_DIR/eval_<split>/.
 std::string visuals_dir(const EvalToolOptions& o);
 
 }  // namespace mtl::train

@@ -3,7 +3,9 @@
 #include <chrono>
 
 #include "core/autograd.h"
+#include "core/cuda_context.h"
 #include "ops/ops.h"
+#include "train/eval/tta.h"
 #include "train/log/visuals.h"
 
 namespace mtl::train {
@@ -25,10 +27,23 @@ EvalOutcome evaluate(models::ESANet& model, Loader& loader, const Config& cfg, c
   int64_t batches = 0;
   loader.start_epoch(0);
   Batch b;
+  const TtaOptions tta{cfg.eval.tta, cfg.eval.scales};
+  const bool cuda_dev = loader.options().device.is_cuda();
+  auto sync = [&] {
+    if (cuda_dev) cuda::synchronize();
+  };
   while (loader.next(b)) {
-    models::ESANetOutput out = model.forward(b.rgb, b.depth);
-    const Tensor depth_m = out.depth.defined() ? ops::mul_scalar(out.depth, cfg.data.max_depth) : Tensor();
-    acc.update(out.semantic, b.labels, depth_m, b.depth_metres);
+    sync();
+    const auto f0 = std::chrono::steady_clock::now();
+    models::ESANetOutput out;
+    const NetOutput net = tta_forward({&model}, b.rgb, b.depth, tta, &out);
+    sync();
+    if (batches > 0) {
+      r.forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count();
+      r.timed_images += b.size();
+    }
+    const Tensor depth_m = net.depth.defined() ? ops::mul_scalar(net.depth, cfg.data.max_depth) : Tensor();
+    acc.update(net.semantic, b.labels, depth_m, b.depth_metres);
     if (objective) {
       for (auto& [task, l] : objective->compute(out, b).task)
         loss_sums[task] = loss_sums.count(task) ? ops::add(loss_sums[task], l) : l;
@@ -37,7 +52,7 @@ EvalOutcome evaluate(models::ESANet& model, Loader& loader, const Config& cfg, c
       PanelInputs in;
       in.rgb = rgb_from_tensor(b.rgb.narrow(0, i, 1).squeeze(0));
       if (b.labels.defined()) in.gt_seg = labels_from_tensor(b.labels.narrow(0, i, 1).squeeze(0));
-      if (out.semantic.defined()) in.pred_seg = labels_from_tensor(out.semantic.narrow(0, i, 1).squeeze(0));
+      if (net.semantic.defined()) in.pred_seg = labels_from_tensor(net.semantic.narrow(0, i, 1).squeeze(0));
       if (b.depth_metres.defined()) in.gt_depth = depth_from_tensor(b.depth_metres.narrow(0, i, 1).squeeze(0));
       if (depth_m.defined()) in.pred_depth = depth_from_tensor(depth_m.narrow(0, i, 1).squeeze(0));
       r.panels.emplace_back(b.names.at(static_cast<size_t>(i)), render_panel(in, style));

@@ -1,7 +1,7 @@
 #pragma once
 // Validation during training: the model over one epoch of an evaluation loader, at network
-// resolution, with the task losses, the metrics (MetricsAccumulator) and panels of the first
-// samples.
+// resolution, with the task losses, the metrics (MetricsAccumulator, on eval.tta's combined
+// prediction; the losses on the plain one) and panels of the first samples.
 #include <map>
 #include <optional>
 #include <string>
@@ -24,6 +24,9 @@ struct EvalOutcome {
   std::vector<std::pair<std::string, ImageU8>> panels;  // (sample name, panel) of the first samples
   int64_t images = 0;
   double seconds = 0;
+  // The forward passes after the first batch (a warm-up), the device synchronised around each.
+  int64_t timed_images = 0;
+  double forward_seconds = 0;
 };
 
 // Runs `model` (switched to evaluation mode and back) over one epoch of `loader`, which must give

@@ -41,7 +41,10 @@ Predictor::Predictor(Config cfg, const DatasetStats& stats, std::vector<std::sha
   }
 }
 
-int Predictor::passes() const { return static_cast<int>(models_.size()) * (opt_.tta == Tta::flip ? 2 : 1); }
+int Predictor::passes() const {
+  const int64_t H = cfg_.train.input_size.height, W = cfg_.train.input_size.width;
+  return static_cast<int>(models_.size() * tta_views({opt_.tta, opt_.scales}, H, W).size());
+}
 
 std::pair<Tensor, Tensor> Predictor::network_inputs(const std::vector<InputImage>& images) const {
   const int64_t B = static_cast<int64_t>(images.size());
@@ -64,40 +67,9 @@ std::pair<Tensor, Tensor> Predictor::network_inputs(const std::vector<InputImage
 }
 
 NetOutput Predictor::forward(const Tensor& rgb, const Tensor& depth) const {
-  autograd::NoGradGuard no_grad;
-  NetOutput r;
-  if (passes() == 1) {
-    models::ESANetOutput o = models_.front()->forward(rgb, depth);
-    r.semantic = o.semantic;
-    r.depth = o.depth;
-    return r;
-  }
-  Tensor sem_sum, depth_sum;
-  auto accumulate = [&](const models::ESANetOutput& o, bool mirrored) {
-    if (o.semantic.defined()) {
-      Tensor p = ops::softmax(o.semantic, 1);
-      if (mirrored) p = ops::flip(p, {-1});
-      sem_sum = sem_sum.defined() ? ops::add(sem_sum, p) : p;
-    }
-    if (o.depth.defined()) {
-      Tensor d = mirrored ? ops::flip(o.depth, {-1}) : o.depth;
-      depth_sum = depth_sum.defined() ? ops::add(depth_sum, d) : d;
-    }
-  };
-  Tensor rgb_m, depth_m;
-  if (opt_.tta == Tta::flip) {
-    rgb_m = ops::flip(rgb, {-1});
-    depth_m = ops::flip(depth, {-1});
-  }
-  for (const auto& m : models_) {
-    accumulate(m->forward(rgb, depth), false);
-    if (opt_.tta == Tta::flip) accumulate(m->forward(rgb_m, depth_m), true);
-  }
-  const double inv = 1.0 / passes();
-  if (sem_sum.defined()) r.semantic = ops::mul_scalar(sem_sum, inv);
-  if (depth_sum.defined()) r.depth = ops::mul_scalar(depth_sum, inv);
-  r.probabilities = true;
-  return r;
+  std::vector<models::ESANet*> models;
+  for (const auto& m : models_) models.push_back(m.get());
+  return tta_forward(models, rgb, depth, {opt_.tta, opt_.scales});
 }
 
 ImagePrediction resize_prediction(const Tensor& semantic, bool probabilities, const Tensor& depth, double max_depth,

@@ -10,19 +10,14 @@
 #include <utility>
 #include <vector>
 
-#include "core/enum_names.h"
 #include "core/tensor.h"
 #include "models/esanet.h"
 #include "train/config/config.h"
 #include "train/data/dataset_stats.h"
 #include "train/data/image_io.h"
+#include "train/eval/tta.h"
 
 namespace mtl::train {
-
-enum class Tta { none, flip };
-enum class InferMode { whole, slide };
-MTL_ENUM_NAMES(Tta, "none", "flip")
-MTL_ENUM_NAMES(InferMode, "whole", "slide")
 
 // Window offsets along an axis of `length` pixels for windows of `window` pixels (length >=
 // window): a stride of window / 3 (two thirds overlap), the last window flush with the end, so
@@ -35,15 +30,7 @@ struct InferenceOptions {
   Tta tta = Tta::none;
   InferMode mode = InferMode::whole;
   int batch = 8;  // images (whole) or windows (slide) per forward pass
-};
-
-// The network-resolution result of one batch.
-struct NetOutput {
-  // [N, C, H, W]: the logits when a single forward pass made them (one model, no TTA), else the
-  // mean of the passes' softmax probabilities. Undefined without the semantic task.
-  Tensor semantic;
-  bool probabilities = false;
-  Tensor depth;  // [N, 1, H, W] normalised depth in [0, 1] (mean over passes); undefined without depth
+  std::vector<double> scales{0.75, 1.0, 1.25};  // multiscale TTA, relative to train.input_size
 };
 
 // One image's result at that image's own size, on the predictor's device.
@@ -77,14 +64,13 @@ class Predictor {
   const InferenceOptions& options() const { return opt_; }
   bool semantic() const { return cfg_.model.has_task(Task::semantic); }
   bool depth() const { return cfg_.model.has_task(Task::depth); }
-  // Forward passes per network input: models times (2 with flip TTA, else 1).
+  // Forward passes per network input: models times TTA views.
   int passes() const;
 
   // Normalised network inputs [N, 3, H, W] and [N, 1, H, W] on the device for images of any size,
   // each resized to train.input_size as the evaluation loader does (bilinear RGB, nearest depth).
   std::pair<Tensor, Tensor> network_inputs(const std::vector<InputImage>& images) const;
-  // Every model on the batch (and on its mirror image with flip TTA, the outputs mirrored back),
-  // combined as NetOutput describes.
+  // Every model on every TTA view of the batch (tta_forward), combined as NetOutput describes.
   NetOutput forward(const Tensor& rgb, const Tensor& depth) const;
 
   // Whole mode: each image resized to the network input, the outputs resized bilinearly

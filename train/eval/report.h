@@ -18,6 +18,7 @@ struct EvalReport {
   std::vector<std::string> checkpoints;
   std::string split;
   Tta tta = Tta::none;
+  std::vector<double> scales;  // of multiscale TTA
   InferMode mode = InferMode::whole;
   int64_t images = 0;
   std::vector<std::string> class_names;
@@ -30,9 +31,11 @@ struct EvalReport {
 };
 
 // {"checkpoint": path (or a list when several), "split", "images", "semantic": {"miou",
-// "pixel_accuracy", "per_class_iou": {name: iou or null}}, "depth": {"abs_rel", "sq_rel", "rmse",
+// "pixel_accuracy", "mean_accuracy", "mean_f1", "per_class_iou": {name: iou or null},
+// "per_class_accuracy": {...}, "per_class_f1": {...}}, "depth": {"abs_rel", "sq_rel", "rmse",
 // "rmse_log", "delta1", "delta2", "delta3"}, "speed": {"device", "batch", "latency_ms",
-// "images_per_s"}}; semantic and depth left out when absent, NaN written as null.
+// "images_per_s", "ms_per_image"}}; semantic and depth left out when absent, NaN written as null.
+// mtl_eval --json and mtl_train's RUN/test_metrics.json.
 nlohmann::ordered_json eval_report_json(const EvalReport& r);
 // The console table: per-class IoU by name ("absent" for classes in neither the labels nor the
 // predictions), mIoU and pixel accuracy, the depth metrics, the speed.

@@ -59,6 +59,22 @@ std::string format_train_line(const TrainRecord& r, const Progress& p) {
   return s;
 }
 
+std::string format_epoch_line(const EpochRecord& r) {
+  std::string s = printf_string("epoch %d done", r.epoch);
+  if (!r.task_losses.empty()) {
+    s += " | loss ";
+    for (size_t i = 0; i < r.task_losses.size(); ++i) {
+      if (i) s += ", ";
+      s += r.task_losses[i].first;
+      s += printf_string(" %.4f", r.task_losses[i].second);
+    }
+  }
+  if (r.segmentation)
+    s += printf_string(" | miou %.4f pixel_acc %.4f", r.segmentation->miou, r.segmentation->pixel_accuracy);
+  s += printf_string(" | %lld images in %.1fs", static_cast<long long>(r.images), r.time_s);
+  return s;
+}
+
 std::string format_eval_line(const EvalRecord& r) {
   std::string s = "eval epoch " + std::to_string(r.epoch) + " step " + std::to_string(r.step);
   if (r.loss) s += printf_string(" | loss %.4f", *r.loss);

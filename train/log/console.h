@@ -24,6 +24,9 @@ struct Progress {
 //  depth 0.4222) | w semantic 1.000, depth 0.500 | data 0.012s step 0.250s | 32.0 img/s |
 //  mem 1234 MB" on one line; the task parts and memory are left out when absent.
 std::string format_train_line(const TrainRecord& r, const Progress& p);
+// "epoch 3 done | loss semantic 0.8123, depth 0.4222 | miou 0.5234 pixel_acc 0.8123 | 400 images in
+//  12.3s"; absent parts left out.
+std::string format_epoch_line(const EpochRecord& r);
 // "eval epoch 3 step 1200 | loss 0.9000 | miou 0.5234 | pixel_acc 0.8123 | depth rmse 0.4123
 //  abs_rel 0.1234 delta1 0.8123 | 12.3s"; absent parts left out.
 std::string format_eval_line(const EvalRecord& r);

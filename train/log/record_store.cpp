@@ -12,6 +12,10 @@ void RecordStore::put(const TrainRecord& r, const Progress& p) {
   for (auto& w : writers_) w->write(r, p);
 }
 
+void RecordStore::put(const EpochRecord& r) {
+  for (auto& w : writers_) w->write(r);
+}
+
 void RecordStore::put(const EvalRecord& r) {
   for (auto& w : writers_) w->write(r);
 }
@@ -21,10 +25,16 @@ void RecordStore::message(const std::string& line) {
 }
 
 void JsonlWriter::write(const TrainRecord& r, const Progress&) { log_.log(train_record(r)); }
+void JsonlWriter::write(const EpochRecord& r) { log_.log(epoch_record(r)); }
 void JsonlWriter::write(const EvalRecord& r) { log_.log(eval_record(r)); }
 
 void TensorBoardWriter::write(const TrainRecord& r, const Progress&) {
   events_.add_scalars(record_scalars(train_record(r)), r.step);
+  events_.flush();
+}
+
+void TensorBoardWriter::write(const EpochRecord& r) {
+  events_.add_scalars(record_scalars(epoch_record(r)), r.step);
   events_.flush();
 }
 
@@ -64,6 +74,7 @@ void ConsoleWriter::write(const TrainRecord& r, const Progress& p) {
   }
 }
 
+void ConsoleWriter::write(const EpochRecord& r) { message(format_epoch_line(r)); }
 void ConsoleWriter::write(const EvalRecord& r) { message(format_eval_line(r)); }
 
 void ConsoleWriter::message(const std::string& line) {

@@ -18,6 +18,7 @@ class RecordWriter {
  public:
   virtual ~RecordWriter() = default;
   virtual void write(const TrainRecord& r, const Progress& p) {}
+  virtual void write(const EpochRecord& r) {}
   virtual void write(const EvalRecord& r) {}
   // A line for people (warnings, "new best ..."); only the console shows it.
   virtual void message(const std::string& line) {}
@@ -28,6 +29,7 @@ class RecordStore {
   void add(std::unique_ptr<RecordWriter> w) { writers_.push_back(std::move(w)); }
   void add_front(std::unique_ptr<RecordWriter> w) { writers_.insert(writers_.begin(), std::move(w)); }
   void put(const TrainRecord& r, const Progress& p);
+  void put(const EpochRecord& r);
   void put(const EvalRecord& r);
   void message(const std::string& line);
 
@@ -40,18 +42,20 @@ class JsonlWriter : public RecordWriter {
  public:
   explicit JsonlWriter(const std::string& path) : log_(path) {}
   void write(const TrainRecord& r, const Progress& p) override;
+  void write(const EpochRecord& r) override;
   void write(const EvalRecord& r) override;
 
  private:
   MetricsLog log_;
 };
 
-// The records' numbers as scalars ("train/loss", "eval/miou") and the panels as images
+// The records' numbers as scalars ("train/loss", "train_epoch/miou", "eval/miou") and the panels as images
 // ("val/<sample>"), flushed after each record so that TensorBoard shows them while training runs.
 class TensorBoardWriter : public RecordWriter {
  public:
   explicit TensorBoardWriter(const std::string& run_dir) : events_(run_dir) {}
   void write(const TrainRecord& r, const Progress& p) override;
+  void write(const EpochRecord& r) override;
   void write(const EvalRecord& r) override;
 
  private:
@@ -75,6 +79,7 @@ class ConsoleWriter : public RecordWriter {
   explicit ConsoleWriter(bool tty = stdout_is_tty()) : tty_(tty) {}
   ~ConsoleWriter() override;
   void write(const TrainRecord& r, const Progress& p) override;
+  void write(const EpochRecord& r) override;
   void write(const EvalRecord& r) override;
   void message(const std::string& line) override;
 

@@ -16,6 +16,10 @@ namespace mtl::train {
 
 struct TaskLosses {
   std::map<std::string, Tensor> task;  // "semantic", "depth": 0-d, differentiable
+  // The terms of a task that has several, detached (Detectron2's loss dictionary):
+  // "semantic/main" (full resolution) and "semantic/side_8", "/side_16", "/side_32" (deep
+  // supervision), which sum to task["semantic"].
+  std::map<std::string, Tensor> parts;
   // Per sample [B], detached: each image's own full-resolution loss, for per-source logging.
   std::map<std::string, Tensor> per_sample;
 };

@@ -10,7 +10,7 @@
 namespace mtl::train {
 
 namespace {
-const std::string kOptim = "__optimizer__/", kBalancer = "__balancer__/";
+const std::string kOptim = "__optimizer__/", kBalancer = "__balancer__/", kLoop = "__loop__/";
 }
 
 std::string state_to_json(const TrainState& s) {
@@ -27,6 +27,8 @@ std::string state_to_json(const TrainState& s) {
   // run sees the exact values.
   j["best"] = s.best ? nlohmann::json(*s.best) : nlohmann::json(nullptr);
   j["epoch_loss_sum"] = s.epoch_loss_sum;
+  j["epoch_seconds"] = s.epoch_seconds;
+  j["top_k"] = s.top_k;
   return j.dump();
 }
 
@@ -45,6 +47,9 @@ TrainState state_from_json(const std::string& text, const std::string& source) {
     s.finished = j.at("finished");
     if (!j.at("best").is_null()) s.best = j.at("best").get<double>();
     s.epoch_loss_sum = j.at("epoch_loss_sum").get<std::map<std::string, double>>();
+    // Absent from checkpoints written before these existed.
+    s.epoch_seconds = j.value("epoch_seconds", 0.0);
+    if (j.contains("top_k")) s.top_k = j.at("top_k").get<std::vector<std::pair<double, std::string>>>();
     return s;
   } catch (const std::exception& e) {
     throw Error(source + ": the training state in the checkpoint is malformed: " + e.what());
@@ -52,7 +57,8 @@ TrainState state_from_json(const std::string& text, const std::string& source) {
 }
 
 void save_checkpoint(const std::string& path, const nn::Module& model, const AdamW* optimizer,
-                     const nn::Module* balancer, const TrainState* state, std::map<std::string, std::string> metadata) {
+                     const nn::Module* balancer, const TrainState* state, std::map<std::string, std::string> metadata,
+                     const std::map<std::string, Tensor>& loop) {
   std::map<std::string, Tensor> all = model.state_dict();
   for (auto& [k, v] : all)
     MTL_ASSERT(k.rfind("__", 0) != 0, "model tensor names may not start with __: ", k);
@@ -60,6 +66,7 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const Ada
     for (auto& [k, v] : optimizer->state_dict()) all[kOptim + k] = v;
   if (balancer)
     for (auto& [k, v] : balancer->state_dict()) all[kBalancer + k] = v;
+  for (auto& [k, v] : loop) all[kLoop + k] = v;
   if (state) metadata["mtl_state"] = state_to_json(*state);
   metadata["format"] = "pt";  // safetensors' marker for PyTorch-style tensors
   save_safetensors(path, all, metadata);
@@ -74,6 +81,8 @@ Checkpoint load_checkpoint(const std::string& path) {
       c.optimizer[k.substr(kOptim.size())] = v;
     else if (k.rfind(kBalancer, 0) == 0)
       c.balancer[k.substr(kBalancer.size())] = v;
+    else if (k.rfind(kLoop, 0) == 0)
+      c.loop[k.substr(kLoop.size())] = v;
     else
       c.model[k] = v;
   }

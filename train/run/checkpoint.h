@@ -6,6 +6,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/tensor.h"
 #include "nn/module.h"
@@ -27,7 +29,10 @@ struct TrainState {
   // Task-loss sums over the current epoch (DWA and epoch summaries) and how many batches.
   std::map<std::string, double> epoch_loss_sum;
   int64_t epoch_batches = 0;
+  double epoch_seconds = 0;   // training time spent in the current epoch so far
   bool finished = false;      // the run ended (all epochs, or early stopping)
+  // checkpoint.keep_top_k: the kept files and their monitored values, best first.
+  std::vector<std::pair<double, std::string>> top_k;
 };
 
 std::string state_to_json(const TrainState& s);
@@ -37,13 +42,17 @@ struct Checkpoint {
   std::map<std::string, Tensor> model;      // the model's state dict
   std::map<std::string, Tensor> optimizer;  // empty in weights-only files
   std::map<std::string, Tensor> balancer;
+  std::map<std::string, Tensor> loop;       // tensors of the loop state ("__loop__/...")
   std::optional<TrainState> state;
   std::map<std::string, std::string> metadata;
 };
 
+// `loop`: tensors that belong to the loop state (the training metrics' running counts), saved
+// with `state`.
 void save_checkpoint(const std::string& path, const nn::Module& model, const AdamW* optimizer,
                      const nn::Module* balancer, const TrainState* state,
-                     std::map<std::string, std::string> metadata = {});
+                     std::map<std::string, std::string> metadata = {},
+                     const std::map<std::string, Tensor>& loop = {});
 // Throws mtl::Error naming the file when it is missing, unreadable or not a checkpoint.
 Checkpoint load_checkpoint(const std::string& path);
 
