@@ -258,6 +258,55 @@ TEST_CASE("conv2d with an empty batch gives empty outputs and zero parameter gra
   CHECK_CLOSE(b.grad(), zeros({2}, DType::f64), 0, 0);
 }
 
+TEST_CASE("cuDNN algorithm choice: the first admissible candidate in cuDNN's order") {
+  using kernels::cuda::ConvAlgoCandidate;
+  using kernels::cuda::ConvPolicy;
+  using kernels::cuda::pick_conv_algorithm;
+  auto cand = [](int algo, cudnnDeterminism_t det, cudnnMathType_t math = CUDNN_FMA_MATH, size_t memory = 0,
+                 cudnnStatus_t status = CUDNN_STATUS_SUCCESS) { return ConvAlgoCandidate{algo, status, det, math, memory}; };
+  const cudnnDeterminism_t D = CUDNN_DETERMINISTIC, ND = CUDNN_NON_DETERMINISTIC;
+  const size_t limit = size_t{1} << 20;
+  const ConvPolicy det{true, false}, fast{false, false}, det_tf32{true, true};
+
+  // Deterministic: the first deterministic one in the listed (heuristic) order, even when a later
+  // one needs less workspace; otherwise the first listed (the fastest when timed).
+  const std::vector<ConvAlgoCandidate> mixed = {cand(0, ND), cand(1, D, CUDNN_FMA_MATH, 4096), cand(2, D)};
+  CHECK(pick_conv_algorithm(mixed, det, limit)->algo == 1);
+  CHECK(pick_conv_algorithm(mixed, fast, limit)->algo == 0);
+
+  // Failed candidates and those over the workspace limit are passed over; the limit itself fits.
+  const std::vector<ConvAlgoCandidate> sized = {cand(3, D, CUDNN_FMA_MATH, 0, CUDNN_STATUS_NOT_SUPPORTED),
+                                                cand(4, D, CUDNN_FMA_MATH, limit + 1),
+                                                cand(5, D, CUDNN_FMA_MATH, limit)};
+  CHECK(pick_conv_algorithm(sized, det, limit)->algo == 5);
+
+  // Without TF32 the descriptor's FMA math decides, not cuDNN's label: a candidate labelled
+  // default math is taken and runs under FMA math; one labelled tensor-op math is not taken.
+  auto plain = pick_conv_algorithm({cand(6, D, CUDNN_DEFAULT_MATH)}, det, limit);
+  REQUIRE(plain.has_value());
+  CHECK(plain->algo == 6);
+  CHECK(plain->math == CUDNN_FMA_MATH);
+  const std::vector<ConvAlgoCandidate> tensor_op = {cand(7, D, CUDNN_TENSOR_OP_MATH), cand(8, D, CUDNN_FMA_MATH)};
+  CHECK(pick_conv_algorithm(tensor_op, det, limit)->algo == 8);
+  CHECK(pick_conv_algorithm(tensor_op, det, limit)->math == CUDNN_FMA_MATH);
+
+  // With TF32 a candidate runs under its own label; one that may round float to half never runs.
+  CHECK(pick_conv_algorithm(tensor_op, det_tf32, limit)->algo == 7);
+  CHECK(pick_conv_algorithm(tensor_op, det_tf32, limit)->math == CUDNN_TENSOR_OP_MATH);
+  auto converted = pick_conv_algorithm({cand(9, D, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION), cand(10, D, CUDNN_DEFAULT_MATH)},
+                                       det_tf32, limit);
+  CHECK(converted->algo == 10);
+  CHECK(converted->math == CUDNN_DEFAULT_MATH);
+
+  // Nothing admissible: no choice (conv2d then throws naming the geometry).
+  CHECK_FALSE(pick_conv_algorithm({cand(0, ND), cand(11, D, CUDNN_FMA_MATH, limit + 1)}, det, limit).has_value());
+  CHECK_FALSE(pick_conv_algorithm({}, fast, limit).has_value());
+
+  // The search itself runs under FMA math without TF32, tensor-op math with it.
+  CHECK(kernels::cuda::conv_search_math(det) == CUDNN_FMA_MATH);
+  CHECK(kernels::cuda::conv_search_math(det_tf32) == CUDNN_TENSOR_OP_MATH);
+}
+
 TEST_SUITE("cuda") {
   // Forward and all three gradients on the GPU against the CPU twin on the same float32 inputs.
   void check_parity(const Case& c, double atol_y, double rtol_y, double atol_g, double rtol_g) {
