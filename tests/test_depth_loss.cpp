@@ -244,36 +244,47 @@ TEST_CASE("gradcheck: silog (both variants) and masked L1 with sample weights an
 }
 
 TEST_SUITE("cuda") {
+  // All three variants with sample weights, invalid pixels and one clamped prediction: both
+  // outputs and the gradient on the device against the CPU kernel, then the device bit for bit.
+  void check_parity(const Shape& s) {
+    CAPTURE(shape_str(s));
+    Tensor target = random_depth(s, 0.3), pred = random_depth(s, 0.0);
+    pred.set(std::vector<int64_t>(s.size(), 0), -1.0);
+    Tensor sw = test::rand({s[0]}, 0.2, 2.0);
+    Tensor r = test::randn({s[0]});
+    for (int variant = 0; variant < 3; ++variant) {
+      CAPTURE(variant);
+      auto run = [&](const Tensor& x, const Tensor& t, const Tensor& w) {
+        if (variant == 2) {
+          ops::MaskedL1Options o;
+          o.sample_weights = w;
+          return ops::masked_l1_loss(x, t, o);
+        }
+        return ops::silog_loss(x, t, silog_options(0.85, variant == 1, w));
+      };
+      Tensor x = pred.clone(), gx = pred.cuda();
+      x.set_requires_grad(true), gx.set_requires_grad(true);
+      ops::DepthLossResult cpu = run(x, target, sw), gpu = run(gx, target.cuda(), sw.cuda());
+      CHECK_CLOSE(both(gpu), both(cpu), 1e-5, 1e-4);
+      ops::add(cpu.loss, ops::sum(ops::mul(cpu.per_sample, r))).backward();
+      ops::add(gpu.loss, ops::sum(ops::mul(gpu.per_sample, r.cuda()))).backward();
+      CHECK_CLOSE(gx.grad(), x.grad(), 1e-5 * max_abs(x.grad()), 1e-3);
+      CHECK_CLOSE(both(run(gx.detach(), target.cuda(), sw.cuda())), both(gpu), 0, 0);  // deterministic
+    }
+  }
+
   TEST_CASE("cuda parity: depth losses forward and gradients on odd sizes") {
     MTL_REQUIRE_CUDA();
     test::PoisonGuard poison;
     // Scalar path, vector path over several chunks, [N, H, W] input, one pixel.
-    for (Shape s : {Shape{3, 1, 13, 17}, Shape{2, 1, 48, 64}, Shape{5, 4099}, Shape{2, 96, 100}, Shape{1, 1, 1, 1}}) {
-      CAPTURE(shape_str(s));
-      Tensor target = random_depth(s, 0.3), pred = random_depth(s, 0.0);
-      pred.set(std::vector<int64_t>(s.size(), 0), -1.0);
-      Tensor sw = test::rand({s[0]}, 0.2, 2.0);
-      Tensor r = test::randn({s[0]});
-      for (int variant = 0; variant < 3; ++variant) {
-        CAPTURE(variant);
-        auto run = [&](const Tensor& x, const Tensor& t, const Tensor& w) {
-          if (variant == 2) {
-            ops::MaskedL1Options o;
-            o.sample_weights = w;
-            return ops::masked_l1_loss(x, t, o);
-          }
-          return ops::silog_loss(x, t, silog_options(0.85, variant == 1, w));
-        };
-        Tensor x = pred.clone(), gx = pred.cuda();
-        x.set_requires_grad(true), gx.set_requires_grad(true);
-        ops::DepthLossResult cpu = run(x, target, sw), gpu = run(gx, target.cuda(), sw.cuda());
-        CHECK_CLOSE(both(gpu), both(cpu), 1e-5, 1e-4);
-        ops::add(cpu.loss, ops::sum(ops::mul(cpu.per_sample, r))).backward();
-        ops::add(gpu.loss, ops::sum(ops::mul(gpu.per_sample, r.cuda()))).backward();
-        CHECK_CLOSE(gx.grad(), x.grad(), 1e-5 * max_abs(x.grad()), 1e-3);
-        CHECK_CLOSE(both(run(gx.detach(), target.cuda(), sw.cuda())), both(gpu), 0, 0);  // deterministic
-      }
-    }
+    for (Shape s : {Shape{3, 1, 13, 17}, Shape{2, 1, 48, 64}, Shape{5, 4099}, Shape{2, 96, 100}, Shape{1, 1, 1, 1}})
+      check_parity(s);
+  }
+
+  TEST_CASE("cuda real shapes: depth losses at [8, 1, 480, 640]") {
+    MTL_REQUIRE_GPU();
+    test::PoisonGuard poison;
+    check_parity({8, 1, 480, 640});
   }
 
   TEST_CASE("cuda: depth losses propagate a NaN prediction as the CPU does") {
