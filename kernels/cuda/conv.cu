@@ -228,13 +228,13 @@ Choice choose(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, Direction di
   int got = 0;
   Dir::heuristics(h, d, max_count, &got, perf.data());
   size_t max_workspace = kMaxWorkspace;
-  std::unique_ptr<Workspace> ws;
   if (!p.deterministic) {
     // The heuristics list each algorithm's workspace need, which sizes the search's workspace.
     size_t search_ws = 0;
     for (int i = 0; i < got; ++i)
       if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxWorkspace)
         search_ws = std::max(search_ws, perf[i].memory);
+    std::unique_ptr<Workspace> ws;
     try {
       ws = std::make_unique<Workspace>(search_ws);
     } catch (const Error&) {
