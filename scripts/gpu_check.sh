@@ -149,11 +149,15 @@ torch_ld_path=${LD_LIBRARY_PATH:-}
 LD_LIBRARY_PATH=$(IFS=:; echo "${lib_dirs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
 
-if gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2> /dev/null) && [ -n "$gpu" ]; then
+# nvidia-smi names the GPU; PyTorch is asked where nvidia-smi is missing.
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2> /dev/null) || gpu=""
+[ -n "$gpu" ] || gpu=$(env LD_LIBRARY_PATH="$torch_ld_path" python3 -c \
+  'import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else "")' 2> /dev/null) || gpu=""
+if [ -n "$gpu" ]; then
   have_gpu=1
 else
   have_gpu=0
-  gpu="none visible (nvidia-smi)"
+  gpu="none visible (nvidia-smi, PyTorch)"
 fi
 say "gpu_check $name, $(date -u '+%Y-%m-%d %H:%M UTC') on ${HOSTNAME:-?}, $jobs jobs"
 say "  GPU:     $gpu"
@@ -162,7 +166,7 @@ say "  cmake:   $(command -v cmake) ($(cmake --version | head -1)), ninja $(ninj
 say "  cuDNN:   $cudnn_lib"
 say "  LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 if [ "$name" != build-only ] && [ "$have_gpu" -eq 0 ]; then
-  die "$name needs a GPU and nvidia-smi sees none (on a machine without one, use --build-only)"
+  die "$name needs a GPU and neither nvidia-smi nor PyTorch sees one (without a GPU, use --build-only)"
 fi
 
 # ---- steps ------------------------------------------------------------------------------------
