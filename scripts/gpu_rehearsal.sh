@@ -10,7 +10,7 @@
 # SKIPPED (no GPU here). Exits non-zero on any failure; mounts and folders are removed in every case.
 #
 # Run as root on the dev machine (Debian's mirror and PyPI reachable). Not part of CI: it took 25
-# minutes on this project's 2-core machine, 22 of them the build (README.md, "On a GPU").
+# to 28 minutes on this project's 2-core machine, 22 to 24 of them the build (README.md).
 # Variables: MTL_REHEARSAL_CACHE (downloaded .debs and wheels, kept for the next run; default
 # ~/.cache/mtl-rehearsal), MTL_REHEARSAL_MIRROR (default http://deb.debian.org/debian), MTL_JOBS.
 set -euo pipefail
