@@ -5,12 +5,24 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <climits>
+#include <cstdint>
+
 #include "core/error.h"
 
 namespace mtl::cuda::detail {
 [[noreturn]] void fail(const char* lib, const char* stmt, const char* err, const char* file, int line);
 const char* cublas_error_string(cublasStatus_t s);
 }  // namespace mtl::cuda::detail
+
+namespace mtl::cuda {
+// cuBLAS and cuDNN take sizes as int: a value outside its range is an error naming the op and the
+// argument, never a silent wrap-around.
+inline int checked_int(int64_t v, const char* op, const char* what, const char* library) {
+  MTL_CHECK(v >= 0 && v <= INT_MAX, op, ": ", what, " = ", v, " is outside ", library, "'s 32-bit range");
+  return static_cast<int>(v);
+}
+}  // namespace mtl::cuda
 
 #define MTL_CUDA_CHECK(stmt)                                                                    \
   do {                                                                                          \

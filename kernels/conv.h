@@ -1,14 +1,19 @@
 #pragma once
 // 2-D convolution (cross-correlation, as in PyTorch) on contiguous NCHW buffers:
 // x [n, c_in, h, w], weight [c_out, c_in / groups, kh, kw], bias [c_out], y [n, c_out, out_h, out_w].
-// CPU: im2col + OpenBLAS GEMM per (sample, group); deterministic. CUDA: cuDNN with algorithms
-// benchmarked (cudnnFind*Ex, which synchronises) on the first call per (geometry, direction,
-// policy) and cached; workspaces come from the caching allocator. Without the deterministic policy
-// cuDNN may pick algorithms that accumulate with atomics (as PyTorch does by default).
+// CPU: im2col + OpenBLAS GEMM per (sample, group); deterministic. CUDA: cuDNN with one algorithm
+// chosen on the first call per (geometry, direction, policy, pointer alignment) and cached;
+// workspaces come from the caching allocator. Under the deterministic policy the choice is the
+// first deterministic algorithm in cuDNN's heuristic order (cudnnGet*_v7), so every process on the
+// same GPU and cuDNN picks the same one and computes the same bits; otherwise the candidates are
+// timed (cudnnFind*Ex, which synchronises) and the fastest is taken, which may accumulate with
+// atomics (as PyTorch does by default).
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
 #include <cstdint>
+#include <optional>
+#include <vector>
 
 namespace mtl::kernels {
 
@@ -35,6 +40,31 @@ struct ConvPolicy {
   bool deterministic = false;
   bool allow_tf32 = true;
 };
+
+// One algorithm as cuDNN lists it, in cuDNN's order: the heuristics' preference (deterministic
+// policy) or fastest first (timed search).
+struct ConvAlgoCandidate {
+  int algo = 0;
+  cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
+  cudnnDeterminism_t determinism = CUDNN_NON_DETERMINISTIC;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;  // as cuDNN labels it
+  size_t memory = 0;                          // workspace bytes
+};
+// What runs: the algorithm and the math type to set on the descriptor for the run.
+struct ConvAlgoChoice {
+  int algo = 0;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+};
+// The math type on the descriptor while cuDNN lists its candidates. Without TF32 it is
+// CUDNN_FMA_MATH, which restricts cuDNN to full float32 products; cuDNN may label such candidates
+// CUDNN_DEFAULT_MATH, so the labels are not used to enforce float32.
+cudnnMathType_t conv_search_math(ConvPolicy p);
+// The first candidate that ran, needs at most `max_workspace` bytes and obeys the policy:
+// deterministic if asked; never one that may round float to half; without TF32 never one labelled
+// as tensor-op math, and it runs under CUDNN_FMA_MATH; with TF32 it runs under its own label, as
+// PyTorch does. nullopt when no candidate qualifies.
+std::optional<ConvAlgoChoice> pick_conv_algorithm(const std::vector<ConvAlgoCandidate>& candidates, ConvPolicy p,
+                                                  size_t max_workspace);
 // The handle must already be bound to the stream the work should run on. bias may be null.
 void conv2d_forward(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* x, const float* w,
                     const float* bias, float* y);

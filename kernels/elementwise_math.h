@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/elementwise.h"
+#include "kernels/nan_math.h"
 
 namespace mtl::kernels::detail {
 
@@ -14,8 +15,8 @@ MTL_HD T apply_binary(BinaryOp op, T a, T b) {
     case BinaryOp::sub: return a - b;
     case BinaryOp::mul: return a * b;
     case BinaryOp::div: return a / b;
-    case BinaryOp::maximum: return a > b ? a : b;
-    case BinaryOp::minimum: return a < b ? a : b;
+    case BinaryOp::maximum: return max_nan(a, b);
+    case BinaryOp::minimum: return min_nan(a, b);
   }
   return T(0);
 }
@@ -28,7 +29,7 @@ MTL_HD T apply_unary(UnaryOp op, T x) {
     case UnaryOp::exp: return exp(x);
     case UnaryOp::log: return log(x);
     case UnaryOp::sqrt: return sqrt(x);
-    case UnaryOp::relu: return x > T(0) ? x : T(0);
+    case UnaryOp::relu: return max_nan(x, T(0));
     case UnaryOp::sigmoid:  // stable for large |x|
       return x >= T(0) ? T(1) / (T(1) + exp(-x)) : exp(x) / (T(1) + exp(x));
     case UnaryOp::abs: return abs(x);

@@ -11,6 +11,9 @@
 //   depth losses:  [N + 1][3]  row n < N: (valid count, sum d, sum d^2) with d = log(max(p, min_pred))
 //                              - log(t) for SILog, (valid count, sum |p - t|, 0) for L1;
 //                              row N:     the same weighted by the sample weights.
+// A NaN prediction at a valid pixel makes its sample's loss and the loss NaN, as in PyTorch (the
+// clamp lets NaN through), so that the non-finite guard sees it. SILog's gradient is then NaN at
+// the other valid pixels and 0 at that one; L1's stays finite (PyTorch's sign(NaN) is 0 too).
 // `class_w` and `sample_w` may be null (all ones). `g_loss` points at one element and `g_per_sample`
 // at N: the upstream gradients of the two outputs.
 #include <cuda_runtime.h>
@@ -20,6 +23,7 @@
 
 #include "kernels/labels.h"
 #include "kernels/layout.h"
+#include "kernels/nan_math.h"
 
 namespace mtl::kernels {
 
@@ -59,7 +63,7 @@ MTL_HD double depth_loss_value(const double* row, const DepthLossParams& p) {
   if (p.kind == DepthLossKind::l1) return row[1] / k;
   const double m1 = row[1] / k, l = row[2] / k - p.lambda * m1 * m1;
   if (!p.sqrt_scaled) return l;
-  return l > 0 ? 10.0 * sqrt(l) : 0.0;
+  return 10.0 * sqrt(max_nan(l, 0.0));
 }
 
 // Adds to (a, b) the gradient of g * value(row) with respect to a pixel's d (SILog: a*d + b) or |e|

@@ -1,7 +1,8 @@
 #pragma once
 // Row-major GEMM: C = alpha * op(A) * op(B) + beta * C, op = transpose when the flag is set.
 // A is M x K after op, B is K x N after op; lda/ldb/ldc are row strides. CPU: OpenBLAS;
-// CUDA: cuBLAS (TF32 tensor cores when mtl::cuda::allow_tf32()).
+// CUDA: cuBLAS (TF32 tensor cores when mtl::cuda::allow_tf32()), whose int sizes and strides are
+// range-checked before any cuBLAS call (an mtl::Error naming the argument).
 #include <cublas_v2.h>
 
 #include <cstdint>

@@ -9,12 +9,14 @@
 // kNoBadLabel). Integer counts make the result exact and independent of scheduling.
 //
 // Depth metrics over valid pixels (target > 0), prediction clamped to >= min_pred: sums (double)
-// and counts (int64) added to by every call, in the order of DepthSum / DepthCount.
+// and counts (int64) added to by every call, in the order of DepthSum / DepthCount. A NaN
+// prediction at a valid pixel is counted as valid, makes every sum NaN and is within no delta.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
 #include "kernels/labels.h"
+#include "kernels/nan_math.h"
 
 namespace mtl::kernels {
 

@@ -258,6 +258,55 @@ TEST_CASE("conv2d with an empty batch gives empty outputs and zero parameter gra
   CHECK_CLOSE(b.grad(), zeros({2}, DType::f64), 0, 0);
 }
 
+TEST_CASE("cuDNN algorithm choice: the first admissible candidate in cuDNN's order") {
+  using kernels::cuda::ConvAlgoCandidate;
+  using kernels::cuda::ConvPolicy;
+  using kernels::cuda::pick_conv_algorithm;
+  auto cand = [](int algo, cudnnDeterminism_t det, cudnnMathType_t math = CUDNN_FMA_MATH, size_t memory = 0,
+                 cudnnStatus_t status = CUDNN_STATUS_SUCCESS) { return ConvAlgoCandidate{algo, status, det, math, memory}; };
+  const cudnnDeterminism_t D = CUDNN_DETERMINISTIC, ND = CUDNN_NON_DETERMINISTIC;
+  const size_t limit = size_t{1} << 20;
+  const ConvPolicy det{true, false}, fast{false, false}, det_tf32{true, true};
+
+  // Deterministic: the first deterministic one in the listed (heuristic) order, even when a later
+  // one needs less workspace; otherwise the first listed (the fastest when timed).
+  const std::vector<ConvAlgoCandidate> mixed = {cand(0, ND), cand(1, D, CUDNN_FMA_MATH, 4096), cand(2, D)};
+  CHECK(pick_conv_algorithm(mixed, det, limit)->algo == 1);
+  CHECK(pick_conv_algorithm(mixed, fast, limit)->algo == 0);
+
+  // Failed candidates and those over the workspace limit are passed over; the limit itself fits.
+  const std::vector<ConvAlgoCandidate> sized = {cand(3, D, CUDNN_FMA_MATH, 0, CUDNN_STATUS_NOT_SUPPORTED),
+                                                cand(4, D, CUDNN_FMA_MATH, limit + 1),
+                                                cand(5, D, CUDNN_FMA_MATH, limit)};
+  CHECK(pick_conv_algorithm(sized, det, limit)->algo == 5);
+
+  // Without TF32 the descriptor's FMA math decides, not cuDNN's label: a candidate labelled
+  // default math is taken and runs under FMA math; one labelled tensor-op math is not taken.
+  auto plain = pick_conv_algorithm({cand(6, D, CUDNN_DEFAULT_MATH)}, det, limit);
+  REQUIRE(plain.has_value());
+  CHECK(plain->algo == 6);
+  CHECK(plain->math == CUDNN_FMA_MATH);
+  const std::vector<ConvAlgoCandidate> tensor_op = {cand(7, D, CUDNN_TENSOR_OP_MATH), cand(8, D, CUDNN_FMA_MATH)};
+  CHECK(pick_conv_algorithm(tensor_op, det, limit)->algo == 8);
+  CHECK(pick_conv_algorithm(tensor_op, det, limit)->math == CUDNN_FMA_MATH);
+
+  // With TF32 a candidate runs under its own label; one that may round float to half never runs.
+  CHECK(pick_conv_algorithm(tensor_op, det_tf32, limit)->algo == 7);
+  CHECK(pick_conv_algorithm(tensor_op, det_tf32, limit)->math == CUDNN_TENSOR_OP_MATH);
+  auto converted = pick_conv_algorithm({cand(9, D, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION), cand(10, D, CUDNN_DEFAULT_MATH)},
+                                       det_tf32, limit);
+  CHECK(converted->algo == 10);
+  CHECK(converted->math == CUDNN_DEFAULT_MATH);
+
+  // Nothing admissible: no choice (conv2d then throws naming the geometry).
+  CHECK_FALSE(pick_conv_algorithm({cand(0, ND), cand(11, D, CUDNN_FMA_MATH, limit + 1)}, det, limit).has_value());
+  CHECK_FALSE(pick_conv_algorithm({}, fast, limit).has_value());
+
+  // The search itself runs under FMA math without TF32, tensor-op math with it.
+  CHECK(kernels::cuda::conv_search_math(det) == CUDNN_FMA_MATH);
+  CHECK(kernels::cuda::conv_search_math(det_tf32) == CUDNN_TENSOR_OP_MATH);
+}
+
 TEST_SUITE("cuda") {
   // Forward and all three gradients on the GPU against the CPU twin on the same float32 inputs.
   void check_parity(const Case& c, double atol_y, double rtol_y, double atol_g, double rtol_g) {
@@ -281,14 +330,22 @@ TEST_SUITE("cuda") {
     if (c.bias) CHECK_CLOSE(gpu[3], cpu[3], atol_g, rtol_g);
   }
 
-  TEST_CASE("cuda parity: conv2d forward and gradients in float32 math") {
-    MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
+  // Runs `f` in float32 math (TF32 off), with timed and with deterministic algorithm choice.
+  template <typename F>
+  void in_float32_modes(F f) {
     CudaModeGuard mode;
     cuda::set_allow_tf32(false);
     for (bool det : {false, true}) {
       INFO("deterministic " << det);
       cuda::set_deterministic(det);
+      f();
+    }
+  }
+
+  TEST_CASE("cuda parity: conv2d forward and gradients in float32 math") {
+    MTL_REQUIRE_CUDA();
+    test::PoisonGuard poison;
+    in_float32_modes([] {
       // Float32 on both sides; cuDNN may still pick FFT or Winograd algorithms, whose rounding
       // differs from a GEMM's by up to a few 1e-4 on these unit-scale sums.
       for (const Case& c : forward_cases()) check_parity(c, 5e-4, 5e-4, 3e-3, 1e-3);
@@ -302,7 +359,7 @@ TEST_SUITE("cuda") {
                    3e-3, 1e-3);
       check_parity({"depthwise 3x3/2", {3, 32, 33, 35}, {32, 1, 3, 3}, Conv2dParams::square(2, 1, 1, 32), true},
                    5e-4, 5e-4, 3e-3, 1e-3);
-    }
+    });
   }
 
   TEST_CASE("cuda parity: conv2d with TF32 tensor cores stays within TF32 error") {
@@ -314,6 +371,69 @@ TEST_SUITE("cuda") {
     // TF32 keeps 10 mantissa bits (relative rounding ~5e-4 per operand); sums of a few hundred
     // unit-scale products then differ from float32 by a few 1e-2 at most.
     for (const Case& c : forward_cases()) check_parity(c, 5e-2, 1e-2, 2e-1, 1e-2);
+  }
+
+  // ESANet at 640x480, batch 8: the RGB stem and stage 4's 3x3 and NBt1D 3x1 convolutions. With
+  // unit-normal inputs an output sums c_in*kh*kw products and a weight gradient n*out_h*out_w,
+  // so the absolute tolerances grow with the square roots of those counts.
+  const std::vector<Case>& real_cases() {
+    static const std::vector<Case> cases = {
+        {"stem 7x7/2", {8, 3, 480, 640}, {64, 3, 7, 7}, Conv2dParams::square(2, 3), false},
+        {"stage 4 3x3", {8, 512, 15, 20}, {512, 512, 3, 3}, Conv2dParams::square(1, 1), false},
+        {"stage 4 NBt1D 3x1", {8, 512, 15, 20}, {512, 512, 3, 1}, params(1, 1, 1, 0), true},
+    };
+    return cases;
+  }
+  struct RealTolerance {
+    double y, grad;  // absolute; relative 1e-3 for both
+  };
+  RealTolerance real_tolerance(const Case& c) {
+    const double y_terms = static_cast<double>(c.w[1] * c.w[2] * c.w[3]);
+    const double gw_terms = static_cast<double>(
+        c.x[0] * ops::conv2d_output_size(c.x[2], c.w[2], c.p.stride_h, c.p.pad_h, c.p.dil_h) *
+        ops::conv2d_output_size(c.x[3], c.w[3], c.p.stride_w, c.p.pad_w, c.p.dil_w));
+    return {1e-4 * std::sqrt(y_terms), 1e-4 * std::sqrt(gw_terms)};
+  }
+
+  TEST_CASE("cuda real shapes: conv2d forward and both backward passes at ESANet's stem and stage 4") {
+    MTL_REQUIRE_GPU();
+    test::PoisonGuard poison;
+    in_float32_modes([] {
+      for (const Case& c : real_cases()) check_parity(c, real_tolerance(c).y, 1e-3, real_tolerance(c).grad, 1e-3);
+    });
+  }
+
+  TEST_CASE("cuda real shapes: conv2d on an input view at an odd offset") {
+    MTL_REQUIRE_GPU();
+    CudaModeGuard mode;
+    cuda::set_allow_tf32(false);
+    cuda::set_deterministic(false);
+    const Case& c = real_cases()[1];
+    Tensor x = randn(c.x), w = randn(c.w);
+    Tensor r = randn(ops::conv2d(x, w, Tensor(), c.p).shape());
+    // The same values 4 bytes into a device buffer: contiguous, but only 4-byte aligned.
+    Tensor shifted = ops::cat({zeros({1}), x.view({-1})}, 0).cuda().narrow(0, 1, x.numel()).view(c.x);
+    CHECK(shifted.is_contiguous());
+    auto run = [&](const Tensor& xin) {
+      Tensor xl = xin, wl = w.clone().to(xin.device());
+      xl.set_requires_grad(true), wl.set_requires_grad(true);
+      Tensor y = ops::conv2d(xl, wl, Tensor(), c.p);
+      projected(y, r.to(xin.device())).backward();
+      return std::vector<Tensor>{y, xl.grad(), wl.grad()};
+    };
+    std::vector<Tensor> cpu = run(x.clone());
+    const int64_t before = kernels::cuda::conv_algorithm_cache_size();
+    run(x.cuda());
+    const int64_t aligned = kernels::cuda::conv_algorithm_cache_size();
+    CHECK((aligned == before || aligned == before + 3));  // other tests may have run this shape
+    std::vector<Tensor> gpu = run(shifted);
+    // The forward and the weight gradient read the shifted x: new choices. The input gradient
+    // reads only aligned buffers and reuses the aligned run's choice.
+    CHECK(kernels::cuda::conv_algorithm_cache_size() == aligned + 2);
+    const RealTolerance tol = real_tolerance(c);
+    CHECK_CLOSE(gpu[0], cpu[0], tol.y, 1e-3);
+    CHECK_CLOSE(gpu[1], cpu[1], tol.grad, 1e-3);
+    CHECK_CLOSE(gpu[2], cpu[2], tol.grad, 1e-3);
   }
 
   TEST_CASE("cuda: deterministic conv2d gradients are bitwise reproducible") {

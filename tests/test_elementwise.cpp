@@ -4,7 +4,10 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 
+#include "core/cuda_context.h"
+#include "kernels/elementwise.h"
 #include "ops/ops.h"
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
@@ -44,6 +47,55 @@ Tensor reference_unary(const Tensor& x, const std::function<double(double)>& f) 
   std::vector<double> v = x.to_f64_vector();
   for (double& e : v) e = f(e);
   return from_vector(v, x.shape(), DType::f64);
+}
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// maximum and minimum have no op of their own: run the kernel on two flat operands of one shape.
+std::vector<double> run_binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b) {
+  Tensor out = empty(a.shape(), a.options());
+  kernels::Layout l;
+  l.ndim = 1;
+  l.size[0] = a.numel();
+  if (a.is_cuda()) {
+    kernels::cuda::binary(op, out.data<float>(), a.data<float>(), b.data<float>(), l, true, cuda::stream());
+  } else if (a.dtype() == DType::f64) {
+    kernels::cpu::binary<double>(op, out.data<double>(), a.data<double>(), b.data<double>(), l, true);
+  } else {
+    kernels::cpu::binary<float>(op, out.data<float>(), a.data<float>(), b.data<float>(), l, true);
+  }
+  return out.to_f64_vector();
+}
+
+// NaN in either operand gives NaN, as in torch.maximum / torch.minimum; otherwise the larger
+// (smaller) value. Seven elements: the CUDA vector path and its tail.
+void check_nan_propagating_max_min(Device d) {
+  for (DType dt : d.is_cuda() ? std::vector<DType>{DType::f32} : std::vector<DType>{DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(dt));
+    Tensor a = from_vector({kNaN, 1.0, kNaN, 2.0, -0.5, 4.0, kNaN}, {7}, dt).to(d);
+    Tensor b = from_vector({1.0, kNaN, kNaN, 3.0, -1.0, kNaN, -7.0}, {7}, dt).to(d);
+    const std::vector<double> hi = run_binary(kernels::BinaryOp::maximum, a, b);
+    const std::vector<double> lo = run_binary(kernels::BinaryOp::minimum, a, b);
+    for (int i : {0, 1, 2, 5, 6}) {
+      CAPTURE(i);
+      CHECK(std::isnan(hi[i]));
+      CHECK(std::isnan(lo[i]));
+    }
+    CHECK(hi[3] == 3.0);
+    CHECK(lo[3] == 2.0);
+    CHECK(hi[4] == -0.5);
+    CHECK(lo[4] == -1.0);
+  }
+}
+
+// relu(NaN) = NaN, as in torch.relu; negative values still give 0.
+void check_relu_keeps_nan(Device d) {
+  const std::vector<double> r = ops::relu(from_vector({kNaN, -1.0, 2.0, -0.0, kNaN}, {5}).to(d)).to_f64_vector();
+  CHECK(std::isnan(r[0]));
+  CHECK(std::isnan(r[4]));
+  CHECK(r[1] == 0.0);
+  CHECK(r[2] == 2.0);
+  CHECK(r[3] == 0.0);
 }
 
 }  // namespace
@@ -86,6 +138,11 @@ TEST_CASE("sigmoid is finite for large inputs") {
   CHECK(y[0] == 0.0);
   CHECK(y[2] == 0.5);
   CHECK(y[4] == 1.0);
+}
+
+TEST_CASE("maximum, minimum and relu let NaN through") {
+  check_nan_propagating_max_min(Device::cpu());
+  check_relu_keeps_nan(Device::cpu());
 }
 
 TEST_CASE("binary ops: errors name both tensors") {
@@ -159,5 +216,11 @@ TEST_SUITE("cuda") {
     ops::sum(ops::mul(ops::sigmoid(gx), gy)).backward();
     CHECK_CLOSE(gx.grad(), x.grad(), 1e-5, 1e-5);
     CHECK_CLOSE(gy.grad(), y.grad(), 1e-5, 1e-5);
+  }
+
+  TEST_CASE("cuda: maximum, minimum and relu let NaN through") {
+    MTL_REQUIRE_CUDA();
+    check_nan_propagating_max_min(Device::cuda());
+    check_relu_keeps_nan(Device::cuda());
   }
 }

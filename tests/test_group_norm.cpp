@@ -367,6 +367,12 @@ TEST_SUITE("cuda") {
     for (const Case& k : cases) check_parity(k, true);
   }
 
+  TEST_CASE("cuda real shapes: group_norm at 8x64x240x320") {
+    MTL_REQUIRE_GPU();
+    test::PoisonGuard poison;
+    check_parity({8, 64, 240, 320, 32}, true);
+  }
+
   TEST_CASE("cuda: group_norm float32 statistics survive a large offset") {
     MTL_REQUIRE_CUDA();
     test::PoisonGuard poison;

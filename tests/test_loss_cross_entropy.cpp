@@ -213,6 +213,32 @@ TEST_CASE("gradcheck: cross_entropy with class weights and ignore_index and samp
 }
 
 TEST_SUITE("cuda") {
+  // Loss, per-sample losses and the logits' gradient on the device against the CPU kernel, with
+  // class and sample weights and ignored pixels; then the device again, bit for bit.
+  void check_parity(const Tensor& logits, const Tensor& labels) {
+    const int64_t n = logits.size(0), c = logits.size(1);
+    ops::CrossEntropyOptions o;
+    o.ignore_index = 255;
+    o.class_weights = positive_weights(c, DType::f32);
+    o.sample_weights = positive_weights(n, DType::f32);
+    ops::CrossEntropyOptions og = o;
+    og.class_weights = o.class_weights.cuda();
+    og.sample_weights = o.sample_weights.cuda();
+    Tensor r = randn({n});  // upstream gradient of per_sample
+
+    Tensor x = logits.clone(), gx = logits.cuda();
+    x.set_requires_grad(true), gx.set_requires_grad(true);
+    ops::CrossEntropyResult cpu = ops::cross_entropy(x, labels, o);
+    ops::CrossEntropyResult gpu = ops::cross_entropy(gx, labels.cuda(), og);
+    CHECK_CLOSE(both(gpu), both(cpu), 1e-5, 1e-5);
+    ops::add(cpu.loss, ops::sum(ops::mul(cpu.per_sample, r))).backward();
+    ops::add(gpu.loss, ops::sum(ops::mul(gpu.per_sample, r.cuda()))).backward();
+    CHECK_CLOSE(gx.grad(), x.grad(), 1e-5 * max_abs(x.grad()), 1e-4);
+
+    // Deterministic: the same inputs give the same bits.
+    CHECK_CLOSE(both(ops::cross_entropy(gx.detach(), labels.cuda(), og)), both(gpu), 0, 0);
+  }
+
   TEST_CASE("cuda parity: cross_entropy forward and gradients on odd sizes") {
     MTL_REQUIRE_CUDA();
     test::PoisonGuard poison;
@@ -221,34 +247,19 @@ TEST_SUITE("cuda") {
     for (Shape s :
          {Shape{3, 7, 13, 17}, Shape{2, 40, 24, 32}, Shape{5, 3, 1, 4099}, Shape{2, 5, 64, 72}, Shape{1, 1, 3, 3}}) {
       CAPTURE(shape_str(s));
-      const int64_t n = s[0], c = s[1];
       Tensor logits = ops::mul_scalar(randn(s), 3.0);
-      Shape ls{n, s[2], s[3]};
       for (DType dt : {DType::u8, DType::i32, DType::i64}) {
         CAPTURE(dtype_name(dt));
-        Tensor labels = test::random_labels(ls, c, 0.2, 255, dt);
-        ops::CrossEntropyOptions o;
-        o.ignore_index = 255;
-        o.class_weights = positive_weights(c, DType::f32);
-        o.sample_weights = positive_weights(n, DType::f32);
-        ops::CrossEntropyOptions og = o;
-        og.class_weights = o.class_weights.cuda();
-        og.sample_weights = o.sample_weights.cuda();
-        Tensor r = randn({n});  // upstream gradient of per_sample
-
-        Tensor x = logits.clone(), gx = logits.cuda();
-        x.set_requires_grad(true), gx.set_requires_grad(true);
-        ops::CrossEntropyResult cpu = ops::cross_entropy(x, labels, o);
-        ops::CrossEntropyResult gpu = ops::cross_entropy(gx, labels.cuda(), og);
-        CHECK_CLOSE(both(gpu), both(cpu), 1e-5, 1e-5);
-        ops::add(cpu.loss, ops::sum(ops::mul(cpu.per_sample, r))).backward();
-        ops::add(gpu.loss, ops::sum(ops::mul(gpu.per_sample, r.cuda()))).backward();
-        CHECK_CLOSE(gx.grad(), x.grad(), 1e-5 * max_abs(x.grad()), 1e-4);
-
-        // Deterministic: the same inputs give the same bits.
-        CHECK_CLOSE(both(ops::cross_entropy(gx.detach(), labels.cuda(), og)), both(gpu), 0, 0);
+        check_parity(logits, test::random_labels({s[0], s[2], s[3]}, s[1], 0.2, 255, dt));
       }
     }
+  }
+
+  TEST_CASE("cuda real shapes: cross_entropy at [8, 40, 480, 640]") {
+    MTL_REQUIRE_GPU();
+    test::PoisonGuard poison;
+    // 98M logits, as in training at full resolution with 40 classes: thousands of chunks per sample.
+    check_parity(ops::mul_scalar(randn({8, 40, 480, 640}), 3.0), test::random_labels({8, 480, 640}, 40, 0.2, 255));
   }
 
   TEST_CASE("cuda: cross_entropy all-ignored and uniform logits and label errors") {

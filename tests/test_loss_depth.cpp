@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "ops/ops.h"
@@ -86,6 +87,44 @@ ops::SILogOptions silog_options(double lambda, bool sqrt_v, const Tensor& sw = T
   return o;
 }
 
+// Variants 0 and 1: SILog without and with the square root; 2: masked L1.
+ops::DepthLossResult run_variant(int variant, const Tensor& x, const Tensor& t) {
+  return variant == 2 ? ops::masked_l1_loss(x, t) : ops::silog_loss(x, t, silog_options(0.85, variant == 1));
+}
+
+// One NaN prediction at a valid pixel of sample 0, on `d`: the loss and sample 0's loss are NaN,
+// sample 1's is finite (as in PyTorch, where the clamp lets NaN through). The SILog gradient is
+// NaN at every other valid pixel (the loss's mean of d is NaN) and 0 at the NaN pixel (below no
+// clamp, as PyTorch's clamp backward gives); L1's gradient stays finite (sign(NaN) = 0 in PyTorch).
+void check_nan_prediction(Device d) {
+  const Shape s{2, 1, 4, 5};
+  const int64_t bad = 7;  // flat index in sample 0
+  Tensor target = random_depth(s, 0.0);
+  Tensor pred = random_depth(s, 0.0);
+  pred.set({0, 0, bad / 5, bad % 5}, std::numeric_limits<double>::quiet_NaN());
+  for (int variant = 0; variant < 3; ++variant) {
+    CAPTURE(variant);
+    Tensor x = pred.to(d).clone();
+    x.set_requires_grad(true);
+    ops::DepthLossResult r = run_variant(variant, x, target.to(d));
+    CHECK(std::isnan(r.loss.item()));
+    const std::vector<double> per = r.per_sample.to_f64_vector();
+    CHECK(std::isnan(per[0]));
+    CHECK(std::isfinite(per[1]));
+    r.loss.backward();
+    const std::vector<double> g = x.grad().to_f64_vector();
+    CHECK(g[bad] == 0.0);
+    for (int64_t i = 0; i < numel(s); ++i) {
+      if (i == bad) continue;
+      CAPTURE(i);
+      if (variant == 2)
+        CHECK(std::isfinite(g[i]));
+      else
+        CHECK(std::isnan(g[i]));
+    }
+  }
+}
+
 }  // namespace
 
 TEST_CASE("silog and masked L1 match plain-loop references") {
@@ -129,8 +168,7 @@ TEST_CASE("depth losses: no valid pixel gives 0 and a zero gradient (never NaN)"
     CAPTURE(variant);
     Tensor x = pred.clone();
     x.set_requires_grad(true);
-    ops::DepthLossResult r =
-        variant == 2 ? ops::masked_l1_loss(x, target) : ops::silog_loss(x, target, silog_options(0.85, variant == 1));
+    ops::DepthLossResult r = run_variant(variant, x, target);
     CHECK(r.loss.item() == 0.0);
     CHECK(all_zero(r.per_sample));
     ops::add(r.loss, ops::sum(r.per_sample)).backward();
@@ -170,6 +208,10 @@ TEST_CASE("depth losses: a perfect prediction gives 0 and a zero gradient (also 
   CHECK(all_zero(x.grad()));
 }
 
+TEST_CASE("depth losses: a NaN prediction makes the loss NaN, not a finite value") {
+  check_nan_prediction(Device::cpu());
+}
+
 TEST_CASE("depth losses: argument errors") {
   Tensor a = random_depth({2, 1, 4, 5}, 0.0), b = random_depth({2, 1, 5, 4}, 0.0);
   CHECK_THROWS_WITH_AS(ops::silog_loss(a, b), doctest::Contains("pred and target must have one shape"), Error);
@@ -202,36 +244,52 @@ TEST_CASE("gradcheck: silog (both variants) and masked L1 with sample weights an
 }
 
 TEST_SUITE("cuda") {
+  // All three variants with sample weights, invalid pixels and one clamped prediction: both
+  // outputs and the gradient on the device against the CPU kernel, then the device bit for bit.
+  void check_parity(const Shape& s) {
+    CAPTURE(shape_str(s));
+    Tensor target = random_depth(s, 0.3), pred = random_depth(s, 0.0);
+    pred.set(std::vector<int64_t>(s.size(), 0), -1.0);
+    Tensor sw = test::rand({s[0]}, 0.2, 2.0);
+    Tensor r = test::randn({s[0]});
+    for (int variant = 0; variant < 3; ++variant) {
+      CAPTURE(variant);
+      auto run = [&](const Tensor& x, const Tensor& t, const Tensor& w) {
+        if (variant == 2) {
+          ops::MaskedL1Options o;
+          o.sample_weights = w;
+          return ops::masked_l1_loss(x, t, o);
+        }
+        return ops::silog_loss(x, t, silog_options(0.85, variant == 1, w));
+      };
+      Tensor x = pred.clone(), gx = pred.cuda();
+      x.set_requires_grad(true), gx.set_requires_grad(true);
+      ops::DepthLossResult cpu = run(x, target, sw), gpu = run(gx, target.cuda(), sw.cuda());
+      CHECK_CLOSE(both(gpu), both(cpu), 1e-5, 1e-4);
+      ops::add(cpu.loss, ops::sum(ops::mul(cpu.per_sample, r))).backward();
+      ops::add(gpu.loss, ops::sum(ops::mul(gpu.per_sample, r.cuda()))).backward();
+      CHECK_CLOSE(gx.grad(), x.grad(), 1e-5 * max_abs(x.grad()), 1e-3);
+      CHECK_CLOSE(both(run(gx.detach(), target.cuda(), sw.cuda())), both(gpu), 0, 0);  // deterministic
+    }
+  }
+
   TEST_CASE("cuda parity: depth losses forward and gradients on odd sizes") {
     MTL_REQUIRE_CUDA();
     test::PoisonGuard poison;
     // Scalar path, vector path over several chunks, [N, H, W] input, one pixel.
-    for (Shape s : {Shape{3, 1, 13, 17}, Shape{2, 1, 48, 64}, Shape{5, 4099}, Shape{2, 96, 100}, Shape{1, 1, 1, 1}}) {
-      CAPTURE(shape_str(s));
-      Tensor target = random_depth(s, 0.3), pred = random_depth(s, 0.0);
-      pred.set(std::vector<int64_t>(s.size(), 0), -1.0);
-      Tensor sw = test::rand({s[0]}, 0.2, 2.0);
-      Tensor r = test::randn({s[0]});
-      for (int variant = 0; variant < 3; ++variant) {
-        CAPTURE(variant);
-        auto run = [&](const Tensor& x, const Tensor& t, const Tensor& w) {
-          if (variant == 2) {
-            ops::MaskedL1Options o;
-            o.sample_weights = w;
-            return ops::masked_l1_loss(x, t, o);
-          }
-          return ops::silog_loss(x, t, silog_options(0.85, variant == 1, w));
-        };
-        Tensor x = pred.clone(), gx = pred.cuda();
-        x.set_requires_grad(true), gx.set_requires_grad(true);
-        ops::DepthLossResult cpu = run(x, target, sw), gpu = run(gx, target.cuda(), sw.cuda());
-        CHECK_CLOSE(both(gpu), both(cpu), 1e-5, 1e-4);
-        ops::add(cpu.loss, ops::sum(ops::mul(cpu.per_sample, r))).backward();
-        ops::add(gpu.loss, ops::sum(ops::mul(gpu.per_sample, r.cuda()))).backward();
-        CHECK_CLOSE(gx.grad(), x.grad(), 1e-5 * max_abs(x.grad()), 1e-3);
-        CHECK_CLOSE(both(run(gx.detach(), target.cuda(), sw.cuda())), both(gpu), 0, 0);  // deterministic
-      }
-    }
+    for (Shape s : {Shape{3, 1, 13, 17}, Shape{2, 1, 48, 64}, Shape{5, 4099}, Shape{2, 96, 100}, Shape{1, 1, 1, 1}})
+      check_parity(s);
+  }
+
+  TEST_CASE("cuda real shapes: depth losses at [8, 1, 480, 640]") {
+    MTL_REQUIRE_GPU();
+    test::PoisonGuard poison;
+    check_parity({8, 1, 480, 640});
+  }
+
+  TEST_CASE("cuda: depth losses propagate a NaN prediction as the CPU does") {
+    MTL_REQUIRE_CUDA();
+    check_nan_prediction(Device::cuda());
   }
 
   TEST_CASE("cuda: depth losses without valid pixels") {

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "core/cuda_context.h"
+#include "kernels/matmul.h"
 #include "ops/ops.h"
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
@@ -41,6 +42,20 @@ TEST_CASE("matmul matches a triple loop, for plain and transposed operands") {
 
 TEST_CASE("gradcheck: matmul") {
   CHECK_GRADCHECK([](auto& in) { return ops::matmul(in[0], in[1]); }, {randn_grad({3, 5}), randn_grad({5, 4})});
+}
+
+TEST_CASE("cuBLAS gemm: sizes and strides beyond int are errors before any cuBLAS call") {
+  // The range check runs on the host before the handle is used, so it needs no GPU.
+  const int64_t big = int64_t{1} << 31;
+  auto gemm = [](int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
+    kernels::cuda::gemm(nullptr, false, false, m, n, k, 1.f, nullptr, lda, nullptr, ldb, 0.f, nullptr, ldc);
+  };
+  CHECK_THROWS_WITH_AS(gemm(big, 3, 4, 4, 3, 3),
+                       doctest::Contains("matmul: m = 2147483648 is outside cuBLAS's 32-bit range"), Error);
+  CHECK_THROWS_WITH_AS(gemm(2, 3, big, big, 3, 3), doctest::Contains("matmul: k = 2147483648"), Error);
+  // Small operands that are views into a huge tensor: the leading dimension alone overflows.
+  CHECK_THROWS_WITH_AS(gemm(2, 3, 4, 4, big + 5, 3), doctest::Contains("matmul: ldb = 2147483653"), Error);
+  CHECK_THROWS_WITH_AS(gemm(2, 3, 4, 4, 3, big), doctest::Contains("matmul: ldc = 2147483648"), Error);
 }
 
 TEST_SUITE("cuda") {

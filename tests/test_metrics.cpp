@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "ops/ops.h"
@@ -97,6 +98,24 @@ Tensor random_depth(const Shape& s, double invalid_frac) {
   std::vector<double> v(static_cast<size_t>(numel(s)));
   for (double& e : v) e = test::rng().next_uniform() < invalid_frac ? 0.0 : 0.3 + 7.7 * test::rng().next_uniform();
   return from_vector(v, s);
+}
+
+// A perfect prediction except one NaN at a valid pixel, on `d`: the NaN pixel counts as valid,
+// makes every sum NaN (so abs_rel, rmse ... are NaN, not finite) and is within no delta.
+void check_nan_prediction(Device d) {
+  Tensor t = random_depth({2, 1, 5, 7}, 0.0);
+  Tensor p = t.clone();
+  p.set({1, 0, 2, 3}, std::numeric_limits<double>::quiet_NaN());
+  ops::DepthMetricAccumulator acc(d);
+  acc.update(p.to(d), t.to(d));
+  const std::vector<double> sums = acc.state().sums.to_f64_vector(), counts = acc.state().counts.to_f64_vector();
+  for (double v : sums) CHECK(std::isnan(v));
+  CHECK(counts == std::vector<double>{70, 69, 69, 69});
+  const ops::DepthMetrics m = acc.compute();
+  CHECK(m.pixels == 70);
+  CHECK(std::isnan(m.abs_rel));
+  CHECK(std::isnan(m.rmse));
+  CHECK(m.delta1 == doctest::Approx(69.0 / 70.0).epsilon(1e-12));
 }
 
 }  // namespace
@@ -241,6 +260,8 @@ TEST_CASE("depth metrics match plain loops and accumulate over batches") {
   CHECK(pm.delta1 == 1.0);
 }
 
+TEST_CASE("depth metrics: a NaN prediction gives NaN errors, not finite ones") { check_nan_prediction(Device::cpu()); }
+
 TEST_SUITE("cuda") {
   TEST_CASE("cuda parity: confusion counts are exactly equal") {
     MTL_REQUIRE_CUDA();
@@ -308,5 +329,10 @@ TEST_SUITE("cuda") {
       CHECK_CLOSE(gpu.state().sums, cpu.state().sums, 1e-6, 1e-4);
       check_depth(gpu.compute(), reference_depth(ops::cat({p1, p2}, 0), ops::cat({t1, t2}, 0)), 1e-4);
     }
+  }
+
+  TEST_CASE("cuda: depth metrics propagate a NaN prediction as the CPU does") {
+    MTL_REQUIRE_CUDA();
+    check_nan_prediction(Device::cuda());
   }
 }

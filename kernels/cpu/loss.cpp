@@ -121,7 +121,7 @@ void depth_loss_forward(T* loss, T* per_sample, double* stats, const T* pred, co
       if (!(t > 0)) continue;
       k += 1;
       if (silog) {
-        const double e = std::log(x > p.min_pred ? x : p.min_pred) - std::log(t);  // fmaxf's NaN rule
+        const double e = std::log(max_nan(x, p.min_pred)) - std::log(t);
         s1 += e, s2 += e * e;
       } else {
         s1 += std::abs(x - t);

@@ -87,7 +87,7 @@ void depth_metrics_accumulate(double* sums, int64_t* counts, const T* pred, cons
     for (int64_t i = j * kChunk; i < std::min(n, (j + 1) * kChunk); ++i) {
       const T t = target[i];
       if (!(t > T(0))) continue;
-      const T x = pred[i] > lo ? pred[i] : lo;  // fmaxf's choice for NaN, as on CUDA
+      const T x = max_nan(pred[i], lo);
       const double e = static_cast<double>(x) - static_cast<double>(t);
       const double le = std::log(static_cast<double>(x)) - std::log(static_cast<double>(t));
       s[kAbsRel] += std::abs(e) / static_cast<double>(t);

@@ -17,8 +17,8 @@ namespace mtl::kernels::cuda {
 
 namespace {
 
-// The most workspace an algorithm search may use; algorithms that need more are not considered.
-constexpr size_t kMaxSearchWorkspace = size_t{1} << 30;
+// The most workspace a convolution may use; algorithms that need more are not considered.
+constexpr size_t kMaxWorkspace = size_t{1} << 30;
 
 // Owns one cuDNN descriptor. The destroy status is ignored: destroying a descriptor this object
 // created cannot fail in a way the caller could act on, and destructors must not throw.
@@ -59,10 +59,7 @@ class Workspace {
   void* p_;
 };
 
-int as_int(int64_t v, const char* what) {
-  MTL_CHECK(v >= 0 && v <= INT_MAX, "conv2d: ", what, " = ", v, " exceeds cuDNN's 32-bit range");
-  return static_cast<int>(v);
-}
+int as_int(int64_t v, const char* what) { return mtl::cuda::checked_int(v, "conv2d", what, "cuDNN"); }
 
 void set_tensor(TensorDescriptor& d, int64_t n, int64_t c, int64_t h, int64_t w) {
   MTL_CUDNN_CHECK(cudnnCreateTensorDescriptor(d.out()));
@@ -93,10 +90,6 @@ struct ConvDescriptors {
   }
 };
 
-// CUDNN_DEFAULT_MATH would still let cuDNN pick TF32 kernels for float data on Ampere and newer;
-// only FMA math guarantees full float32 products.
-cudnnMathType_t search_math(ConvPolicy p) { return p.allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH; }
-
 enum class Direction : int64_t { forward, backward_data, backward_filter };
 
 const char* direction_name(Direction d) {
@@ -109,17 +102,27 @@ const char* direction_name(Direction d) {
 }
 
 struct Choice {
-  int algo = 0;
-  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  ConvAlgoChoice pick;
   size_t workspace = 0;
 };
 
-using Key = std::array<int64_t, 17>;
+// The largest power of two up to 32 that divides the address. cuDNN may choose a vectorised
+// kernel for aligned buffers that a view at an odd offset cannot run, so a choice holds only for
+// the alignment it was made with (PyTorch's cache key does the same).
+int64_t alignment(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  int64_t al = 1;
+  while (al < 32 && a % static_cast<uintptr_t>(2 * al) == 0) al *= 2;
+  return al;
+}
 
-Key make_key(const ConvGeometry& g, ConvPolicy p, Direction d) {
+using Key = std::array<int64_t, 20>;
+
+// a, b and out are the direction's three buffers, as in its find().
+Key make_key(const ConvGeometry& g, ConvPolicy p, Direction d, const void* a, const void* b, const void* out) {
   return {g.n,        g.c_in,     g.h,        g.w,     g.c_out, g.kh,  g.kw, g.stride_h, g.stride_w,
           g.pad_h,    g.pad_w,    g.dil_h,    g.dil_w, g.groups, static_cast<int64_t>(d),
-          p.deterministic ? 1 : 0, p.allow_tf32 ? 1 : 0};
+          p.deterministic ? 1 : 0, p.allow_tf32 ? 1 : 0, alignment(a), alignment(b), alignment(out)};
 }
 
 struct AlgorithmCache {
@@ -144,6 +147,12 @@ struct Forward {
     MTL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), n, got,
                                                            perf));
   }
+  static size_t workspace(cudnnHandle_t h, const ConvDescriptors& d, int algo) {
+    size_t n = 0;
+    MTL_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(),
+                                                            static_cast<cudnnConvolutionFwdAlgo_t>(algo), &n));
+    return n;
+  }
   // a = x, b = w, out = y
   static void find(cudnnHandle_t h, const ConvDescriptors& d, const float* a, const float* b, float* out, int n,
                    int* got, Perf* perf, const Workspace& ws) {
@@ -162,6 +171,12 @@ struct BackwardData {
   static void heuristics(cudnnHandle_t h, const ConvDescriptors& d, int n, int* got, Perf* perf) {
     MTL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), n,
                                                                 got, perf));
+  }
+  static size_t workspace(cudnnHandle_t h, const ConvDescriptors& d, int algo) {
+    size_t n = 0;
+    MTL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(),
+                                                                 static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), &n));
+    return n;
   }
   // a = w, b = gy, out = gx
   static void find(cudnnHandle_t h, const ConvDescriptors& d, const float* a, const float* b, float* out, int n,
@@ -182,6 +197,12 @@ struct BackwardFilter {
     MTL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(),
                                                                   n, got, perf));
   }
+  static size_t workspace(cudnnHandle_t h, const ConvDescriptors& d, int algo) {
+    size_t n = 0;
+    MTL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(), static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), &n));
+    return n;
+  }
   // a = x, b = gy, out = gw
   static void find(cudnnHandle_t h, const ConvDescriptors& d, const float* a, const float* b, float* out, int n,
                    int* got, Perf* perf, const Workspace& ws) {
@@ -190,12 +211,13 @@ struct BackwardFilter {
   }
 };
 
-// Benchmarks the algorithms once per key (cudnnFind*Ex on the real buffers, which it overwrites;
-// the caller then runs the chosen one) and caches the fastest admissible one.
+// Chooses an algorithm once per key and caches it. Deterministic policy: the heuristics' order
+// alone decides, so processes agree. Otherwise the candidates are timed with cudnnFind*Ex on the
+// real buffers, which it overwrites (the caller then runs the chosen one).
 template <typename Dir>
 Choice choose(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, Direction dir, const ConvDescriptors& d,
               const float* a, const float* b, float* out) {
-  const Key key = make_key(g, p, dir);
+  const Key key = make_key(g, p, dir, a, b, out);
   {
     std::lock_guard<std::mutex> lock(cache().mu);
     auto it = cache().choices.find(key);
@@ -204,38 +226,39 @@ Choice choose(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, Direction di
   const int max_count = Dir::max_count(h);
   std::vector<typename Dir::Perf> perf(static_cast<size_t>(max_count));
   int got = 0;
-  // The heuristics list each algorithm's workspace need, which sizes the search's workspace.
   Dir::heuristics(h, d, max_count, &got, perf.data());
-  size_t search_ws = 0;
+  size_t max_workspace = kMaxWorkspace;
+  if (!p.deterministic) {
+    // The heuristics list each algorithm's workspace need, which sizes the search's workspace.
+    size_t search_ws = 0;
+    for (int i = 0; i < got; ++i)
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxWorkspace)
+        search_ws = std::max(search_ws, perf[i].memory);
+    std::unique_ptr<Workspace> ws;
+    try {
+      ws = std::make_unique<Workspace>(search_ws);
+    } catch (const Error&) {
+      // Out of device memory for the largest workspace: search among algorithms that need none.
+      ws = std::make_unique<Workspace>(0);
+    }
+    got = 0;
+    Dir::find(h, d, a, b, out, max_count, &got, perf.data(), *ws);
+    max_workspace = ws->size();
+  }
+  std::vector<ConvAlgoCandidate> candidates;
   for (int i = 0; i < got; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxSearchWorkspace)
-      search_ws = std::max(search_ws, perf[i].memory);
-  std::unique_ptr<Workspace> ws;
-  try {
-    ws = std::make_unique<Workspace>(search_ws);
-  } catch (const Error&) {
-    // Out of device memory for the largest workspace: search among algorithms that need none.
-    ws = std::make_unique<Workspace>(0);
-  }
-  got = 0;
-  Dir::find(h, d, a, b, out, max_count, &got, perf.data(), *ws);
-  // Results come sorted by time: take the first that ran, fits, and obeys the policy.
-  for (int i = 0; i < got; ++i) {
-    const auto& r = perf[i];
-    if (r.status != CUDNN_STATUS_SUCCESS || r.memory > ws->size()) continue;
-    if (p.deterministic && r.determinism != CUDNN_DETERMINISTIC) continue;
-    if (r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // may round float to half
-    if (!p.allow_tf32 && r.mathType != CUDNN_FMA_MATH) continue;
-    Choice c{static_cast<int>(r.algo), r.mathType, r.memory};
-    std::lock_guard<std::mutex> lock(cache().mu);
-    cache().choices.emplace(key, c);
-    return c;
-  }
-  MTL_CHECK(false, "conv2d: cuDNN offers no ", p.deterministic ? "deterministic " : "", direction_name(dir),
-            " algorithm for input [", g.n, ", ", g.c_in, ", ", g.h, ", ", g.w, "], weight [", g.c_out, ", ",
-            g.c_in / g.groups, ", ", g.kh, ", ", g.kw, "], stride (", g.stride_h, ", ", g.stride_w, "), padding (",
-            g.pad_h, ", ", g.pad_w, "), dilation (", g.dil_h, ", ", g.dil_w, "), groups ", g.groups);
-  return {};
+    candidates.push_back(
+        {static_cast<int>(perf[i].algo), perf[i].status, perf[i].determinism, perf[i].mathType, perf[i].memory});
+  const std::optional<ConvAlgoChoice> pick = pick_conv_algorithm(candidates, p, max_workspace);
+  MTL_CHECK(pick.has_value(), "conv2d: cuDNN offers no ", p.deterministic ? "deterministic " : "",
+            direction_name(dir), " algorithm for input [", g.n, ", ", g.c_in, ", ", g.h, ", ", g.w, "], weight [",
+            g.c_out, ", ", g.c_in / g.groups, ", ", g.kh, ", ", g.kw, "], stride (", g.stride_h, ", ", g.stride_w,
+            "), padding (", g.pad_h, ", ", g.pad_w, "), dilation (", g.dil_h, ", ", g.dil_w, "), groups ", g.groups);
+  MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), pick->math));
+  const Choice c{*pick, Dir::workspace(h, d, pick->algo)};
+  std::lock_guard<std::mutex> lock(cache().mu);
+  cache().choices.emplace(key, c);
+  return c;
 }
 
 __global__ void bias_grad_kernel(const float* gy, float* gb, int64_t n, int64_t c, int64_t p) {
@@ -251,15 +274,29 @@ __global__ void bias_grad_kernel(const float* gy, float* gb, int64_t n, int64_t 
 
 }  // namespace
 
+cudnnMathType_t conv_search_math(ConvPolicy p) { return p.allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH; }
+
+std::optional<ConvAlgoChoice> pick_conv_algorithm(const std::vector<ConvAlgoCandidate>& candidates, ConvPolicy p,
+                                                  size_t max_workspace) {
+  for (const ConvAlgoCandidate& c : candidates) {
+    if (c.status != CUDNN_STATUS_SUCCESS || c.memory > max_workspace) continue;
+    if (p.deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
+    if (c.math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+    if (!p.allow_tf32 && c.math == CUDNN_TENSOR_OP_MATH) continue;
+    return ConvAlgoChoice{c.algo, p.allow_tf32 ? c.math : CUDNN_FMA_MATH};
+  }
+  return std::nullopt;
+}
+
 void conv2d_forward(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* x, const float* w,
                     const float* bias, float* y) {
-  ConvDescriptors d(g, search_math(p));
+  ConvDescriptors d(g, conv_search_math(p));
   const Choice c = choose<Forward>(h, g, p, Direction::forward, d, x, w, y);
-  MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.math));
+  MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.pick.math));
   Workspace ws(c.workspace);
   const float one = 1.f, zero = 0.f;
   MTL_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x.get(), x, d.w.get(), w, d.conv.get(),
-                                          static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws.get(), ws.size(), &zero,
+                                          static_cast<cudnnConvolutionFwdAlgo_t>(c.pick.algo), ws.get(), ws.size(), &zero,
                                           d.y.get(), y));
   if (bias) {
     TensorDescriptor bd;
@@ -270,25 +307,25 @@ void conv2d_forward(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const 
 
 void conv2d_backward_input(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* gy, const float* w,
                            float* gx) {
-  ConvDescriptors d(g, search_math(p));
+  ConvDescriptors d(g, conv_search_math(p));
   const Choice c = choose<BackwardData>(h, g, p, Direction::backward_data, d, w, gy, gx);
-  MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.math));
+  MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.pick.math));
   Workspace ws(c.workspace);
   const float one = 1.f, zero = 0.f;
   MTL_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, d.w.get(), w, d.y.get(), gy, d.conv.get(),
-                                               static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), ws.get(),
+                                               static_cast<cudnnConvolutionBwdDataAlgo_t>(c.pick.algo), ws.get(),
                                                ws.size(), &zero, d.x.get(), gx));
 }
 
 void conv2d_backward_weight(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* gy, const float* x,
                             float* gw) {
-  ConvDescriptors d(g, search_math(p));
+  ConvDescriptors d(g, conv_search_math(p));
   const Choice c = choose<BackwardFilter>(h, g, p, Direction::backward_filter, d, x, gy, gw);
-  MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.math));
+  MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.pick.math));
   Workspace ws(c.workspace);
   const float one = 1.f, zero = 0.f;
   MTL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, d.x.get(), x, d.y.get(), gy, d.conv.get(),
-                                                 static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws.get(),
+                                                 static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.pick.algo), ws.get(),
                                                  ws.size(), &zero, d.w.get(), gw));
 }
 

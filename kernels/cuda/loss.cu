@@ -159,7 +159,7 @@ __global__ void __launch_bounds__(kThreads)
       if (!(t[v] > 0.f)) continue;
       k += 1.f;
       if (silog) {
-        const float e = logf(fmaxf(x[v], min_pred)) - logf(t[v]);
+        const float e = logf(max_nan(x[v], min_pred)) - logf(t[v]);
         s1 += e;
         s2 += e * e;
       } else {

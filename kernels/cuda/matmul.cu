@@ -8,9 +8,11 @@ namespace mtl::kernels::cuda {
 void gemm(cublasHandle_t h, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  MTL_CUBLAS_CHECK(cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                               static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
-                               static_cast<int>(ldb), a, static_cast<int>(lda), &beta, c, static_cast<int>(ldc)));
+  auto as_int = [](int64_t v, const char* what) { return mtl::cuda::checked_int(v, "matmul", what, "cuBLAS"); };
+  const int im = as_int(m, "m"), in = as_int(n, "n"), ik = as_int(k, "k");
+  const int ilda = as_int(lda, "lda"), ildb = as_int(ldb, "ldb"), ildc = as_int(ldc, "ldc");
+  MTL_CUBLAS_CHECK(cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, in, im, ik, &alpha,
+                               b, ildb, a, ilda, &beta, c, ildc));
 }
 
 }  // namespace mtl::kernels::cuda

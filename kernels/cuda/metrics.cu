@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int v = 0; v < V; ++v) {
       if (!(t[v] > 0.f)) continue;
-      const float xc = fmaxf(x[v], min_pred), e = xc - t[v], le = logf(xc) - logf(t[v]);
+      const float xc = max_nan(x[v], min_pred), e = xc - t[v], le = logf(xc) - logf(t[v]);
       s[kAbsRel] += fabsf(e) / t[v];
       s[kSqRel] += e * e / t[v];
       s[kSqErr] += e * e;
