@@ -566,7 +566,7 @@ TEST_CASE("measure_speed times batch 1 and the requested batch") {
 
 TEST_SUITE("cuda") {
 TEST_CASE("inference and metrics on CUDA match the CPU") {
-  MTL_REQUIRE_CUDA();
+  MTL_REQUIRE_GPU();  // cuDNN
   autograd::NoGradGuard no_grad;
   const bool tf32 = cuda::allow_tf32();
   cuda::set_allow_tf32(false);
