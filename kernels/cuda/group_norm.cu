@@ -555,9 +555,9 @@ void group_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
     const int di = static_cast<int>(dch), hwi = static_cast<int>(d.hw), mi = static_cast<int>(m),
               gi = static_cast<int>(d.groups);
     if (vec)
-      gn_fwd_fused<true><<<grid, kFusedThreads, 0, s>>>(y, mean, rstd, x, gamma, beta, di, hwi, mi, gi, feps);
+      MTL_LAUNCH(gn_fwd_fused<true>, grid, kFusedThreads, 0, s, y, mean, rstd, x, gamma, beta, di, hwi, mi, gi, feps);
     else
-      gn_fwd_fused<false><<<grid, kFusedThreads, 0, s>>>(y, mean, rstd, x, gamma, beta, di, hwi, mi, gi, feps);
+      MTL_LAUNCH(gn_fwd_fused<false>, grid, kFusedThreads, 0, s, y, mean, rstd, x, gamma, beta, di, hwi, mi, gi, feps);
     MTL_CUDA_LAUNCH_CHECK();
     return;
   }
@@ -565,18 +565,18 @@ void group_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
   float* ab = workspace + 3 * ngroups_total * p.splits;
   const unsigned stat_grid = grid_of(ngroups_total * p.splits, "the forward statistics");
   if (vec)
-    gn_fwd_partial<true><<<stat_grid, kThreads, 0, s>>>(part, x, m, p.splits, p.chunk);
+    MTL_LAUNCH(gn_fwd_partial<true>, stat_grid, kThreads, 0, s, part, x, m, p.splits, p.chunk);
   else
-    gn_fwd_partial<false><<<stat_grid, kThreads, 0, s>>>(part, x, m, p.splits, p.chunk);
+    MTL_LAUNCH(gn_fwd_partial<false>, stat_grid, kThreads, 0, s, part, x, m, p.splits, p.chunk);
   MTL_CUDA_LAUNCH_CHECK();
-  gn_fwd_finalize<<<blocks_for(rows), kThreads, 0, s>>>(mean, rstd, ab, part, x, gamma, beta, rows, d.c, dch, m,
-                                                         p.splits, feps);
+  MTL_LAUNCH(gn_fwd_finalize, blocks_for(rows), kThreads, 0, s, mean, rstd, ab, part, x, gamma, beta, rows, d.c, dch, m,
+             p.splits, feps);
   MTL_CUDA_LAUNCH_CHECK();
   const unsigned row_grid = grid_of(rows * p.tiles, "the forward transform");
   if (vec)
-    gn_fwd_apply_rows<true><<<row_grid, kThreads, 0, s>>>(y, x, ab, d.hw, p.tiles);
+    MTL_LAUNCH(gn_fwd_apply_rows<true>, row_grid, kThreads, 0, s, y, x, ab, d.hw, p.tiles);
   else
-    gn_fwd_apply_rows<false><<<row_grid, kThreads, 0, s>>>(y, x, ab, d.hw, p.tiles);
+    MTL_LAUNCH(gn_fwd_apply_rows<false>, row_grid, kThreads, 0, s, y, x, ab, d.hw, p.tiles);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -594,33 +594,37 @@ void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
     const int di = static_cast<int>(dch), hwi = static_cast<int>(d.hw), mi = static_cast<int>(m),
               gi = static_cast<int>(d.groups), team = fused_team_log2(dch);
     if (vec)
-      gn_bwd_fused<true><<<grid, kFusedThreads, 0, s>>>(dx, dsdb, dy, x, mean, rstd, gamma, di, hwi, mi, gi, team);
+      MTL_LAUNCH(gn_bwd_fused<true>, grid, kFusedThreads, 0, s, dx, dsdb, dy, x, mean, rstd, gamma, di, hwi, mi, gi,
+                 team);
     else
-      gn_bwd_fused<false><<<grid, kFusedThreads, 0, s>>>(dx, dsdb, dy, x, mean, rstd, gamma, di, hwi, mi, gi, team);
+      MTL_LAUNCH(gn_bwd_fused<false>, grid, kFusedThreads, 0, s, dx, dsdb, dy, x, mean, rstd, gamma, di, hwi, mi, gi,
+                 team);
     MTL_CUDA_LAUNCH_CHECK();
   } else if (ngroups_total > 0) {
     float* part = dsdb + 2 * rows;
     float* coef = part + 2 * rows * p.tiles;
     const unsigned row_grid = grid_of(rows * p.tiles, "the backward sums");
     if (vec)
-      gn_bwd_row_partials<true><<<row_grid, kThreads, 0, s>>>(part, dy, x, mean, d.hw, dch, p.tiles);
+      MTL_LAUNCH(gn_bwd_row_partials<true>, row_grid, kThreads, 0, s, part, dy, x, mean, d.hw, dch, p.tiles);
     else
-      gn_bwd_row_partials<false><<<row_grid, kThreads, 0, s>>>(part, dy, x, mean, d.hw, dch, p.tiles);
+      MTL_LAUNCH(gn_bwd_row_partials<false>, row_grid, kThreads, 0, s, part, dy, x, mean, d.hw, dch, p.tiles);
     MTL_CUDA_LAUNCH_CHECK();
     const unsigned coef_grid = grid_of((ngroups_total * 32 + kThreads - 1) / kThreads, "the backward coefficients");
-    gn_bwd_group_coeffs<<<coef_grid, kThreads, 0, s>>>(dsdb, coef, part, mean, rstd, gamma, ngroups_total, d.groups,
-                                                        dch, p.tiles, m);
+    MTL_LAUNCH(gn_bwd_group_coeffs, coef_grid, kThreads, 0, s, dsdb, coef, part, mean, rstd, gamma, ngroups_total,
+               d.groups, dch, p.tiles, m);
     MTL_CUDA_LAUNCH_CHECK();
     if (dx) {
       if (vec)
-        gn_bwd_dx_rows<true><<<row_grid, kThreads, 0, s>>>(dx, dy, x, rstd, coef, gamma, d.hw, d.c, dch, p.tiles);
+        MTL_LAUNCH(gn_bwd_dx_rows<true>, row_grid, kThreads, 0, s, dx, dy, x, rstd, coef, gamma, d.hw, d.c, dch,
+                   p.tiles);
       else
-        gn_bwd_dx_rows<false><<<row_grid, kThreads, 0, s>>>(dx, dy, x, rstd, coef, gamma, d.hw, d.c, dch, p.tiles);
+        MTL_LAUNCH(gn_bwd_dx_rows<false>, row_grid, kThreads, 0, s, dx, dy, x, rstd, coef, gamma, d.hw, d.c, dch,
+                   p.tiles);
       MTL_CUDA_LAUNCH_CHECK();
     }
   }
   if (params && d.c > 0) {
-    gn_param_grads<<<blocks_for(d.c), kThreads, 0, s>>>(dgamma, dbeta, dsdb, rstd, d.n, d.c, dch, d.groups);
+    MTL_LAUNCH(gn_param_grads, blocks_for(d.c), kThreads, 0, s, dgamma, dbeta, dsdb, rstd, d.n, d.c, dch, d.groups);
     MTL_CUDA_LAUNCH_CHECK();
   }
 }
