@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/cuda_check.h"
 
@@ -18,6 +19,17 @@ inline int blocks_for(int64_t n, int threads = kThreads) {
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Calls f with std::true_type or std::false_type, so that one launch line serves both
+// instantiations of a kernel templated on a bool: dispatch_bool(vec, [&](auto v) {
+// MTL_LAUNCH(kernel<v>, ...); }).
+template <typename F>
+void dispatch_bool(bool b, F&& f) {
+  if (b)
+    f(std::true_type{});
+  else
+    f(std::false_type{});
+}
 
 // Every kernel launch: MTL_LAUNCH(kernel, grid, block, shared_bytes, stream, args...). Under nvcc it
 // is the triple-chevron launch; built by the host compiler, it runs the kernel on the CPU execution
