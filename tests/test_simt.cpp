@@ -1,10 +1,14 @@
 // The CPU execution layer's own tests: correct block and warp reductions pass under every
 // schedule, and planted bugs are caught (a missing barrier, a shuffle whose mask does not match
-// the lanes that call it, a read of unwritten shared memory, a write past a shared array).
+// the lanes that call it, a read of unwritten shared memory, a write past a shared array, a
+// misaligned float4 access).
 // First: the kernel language must come before any CUDA header.
 #include "tests/simt/kernel_language.h"
 
 #include <doctest/doctest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -166,6 +170,10 @@ __global__ void intrinsics_kernel(int* out) {
   o[7] = static_cast<int>(__activemask());
 }
 
+__global__ void float4_copy_kernel(float* out, const float* x) {
+  reinterpret_cast<float4*>(out)[threadIdx.x] = reinterpret_cast<const float4*>(x)[threadIdx.x];
+}
+
 __global__ void order_kernel(int* order, int* next) { order[atomicAdd(next, 1)] = threadIdx.x; }
 
 __global__ void atomics_kernel(int* out) {
@@ -205,6 +213,19 @@ std::string finish() {
 std::vector<double> values(const Tensor& t) {
   cuda::synchronize();
   return t.to_f64_vector();
+}
+
+// One block of `threads` running kernel(out, x) under the epoch's schedule; out[0] and out[1].
+template <typename Kernel>
+std::vector<double> two_outputs(Kernel kernel, int threads, const Tensor& x, uint64_t epoch) {
+  std::vector<double> r;
+  with_schedule(epoch, [&] {
+    Tensor out = empty({2}, dev_f32());
+    MTL_LAUNCH(kernel, 1, threads, 0, cuda::stream(), out.data<float>(), x.data<float>());
+    CHECK(finish() == "");
+    r = values(out);
+  });
+  return r;
 }
 
 }  // namespace
@@ -262,16 +283,7 @@ TEST_SUITE("simt") {
     std::vector<double> x(64);
     for (int i = 0; i < 64; ++i) x[i] = i + 1;
     Tensor xs = from_vector(x, {64}, dev_f32());
-    auto run = [&](auto kernel, uint64_t epoch) {
-      std::vector<double> r;
-      with_schedule(epoch, [&] {
-        Tensor out = empty({2}, dev_f32());
-        MTL_LAUNCH(kernel, 1, 64, 0, cuda::stream(), out.data<float>(), xs.data<float>());
-        CHECK(finish() == "");
-        r = values(out);
-      });
-      return r;
-    };
+    auto run = [&](auto kernel, uint64_t epoch) { return two_outputs(kernel, 64, xs, epoch); };
     // With the barrier: the same bits under every schedule.
     CHECK(run(reuse_kernel<true>, 0) == std::vector<double>{2080, 4160});
     CHECK(run(reuse_kernel<true>, 1) == std::vector<double>{2080, 4160});
@@ -284,16 +296,7 @@ TEST_SUITE("simt") {
     std::vector<double> x(256);
     for (int i = 0; i < 256; ++i) x[i] = i % 17;
     Tensor xs = from_vector(x, {256}, dev_f32());
-    auto run = [&](auto kernel, uint64_t epoch) {
-      std::vector<double> r;
-      with_schedule(epoch, [&] {
-        Tensor out = empty({2}, dev_f32());
-        MTL_LAUNCH(kernel, 1, 256, 0, cuda::stream(), out.data<float>(), xs.data<float>());
-        CHECK(finish() == "");
-        r = values(out);
-      });
-      return r;
-    };
+    auto run = [&](auto kernel, uint64_t epoch) { return two_outputs(kernel, 256, xs, epoch); };
     for (uint64_t epoch : {0, 1, 2}) CHECK(run(two_block_sums_kernel<true>, epoch) == std::vector<double>{2040, 4080});
     // Warps run ahead to the barrier in turn: in reverse order the last warps write the second
     // sum's partials before warp 0 reads the first's.
@@ -358,6 +361,32 @@ TEST_SUITE("simt") {
     MTL_LAUNCH(dynamic_past_the_end_kernel, 1, 64, 40 * sizeof(float), cuda::stream(), out.data<float>(), 40);
     f = finish();
     CHECK(f.find("a write past the end of the dynamic shared memory (160 bytes)") != std::string::npos);
+  }
+
+  TEST_CASE("simt: a misaligned float4 access faults, as on a GPU") {
+    Tensor x = zeros({33}, dev_f32()), out = zeros({32}, dev_f32());
+    cuda::synchronize();
+    MTL_LAUNCH(float4_copy_kernel, 1, 2, 0, cuda::stream(), out.data<float>(), x.data<float>());
+    CHECK(finish() == "");  // aligned: fine
+    int pipe_fds[2];
+    REQUIRE(pipe(pipe_fds) == 0);
+    const pid_t child = fork();
+    if (child == 0) {
+      dup2(pipe_fds[1], 2);
+      MTL_LAUNCH(float4_copy_kernel, 1, 2, 0, cuda::stream(), out.data<float>(), x.data<float>() + 1);
+      cudaStreamSynchronize(cuda::stream());
+      _exit(0);
+    }
+    close(pipe_fds[1]);
+    std::string err;
+    char buf[512];
+    for (ssize_t n; (n = read(pipe_fds[0], buf, sizeof(buf))) > 0;) err.append(buf, static_cast<size_t>(n));
+    close(pipe_fds[0]);
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK_FALSE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    CHECK(err.find("misaligned address") != std::string::npos);
+    CHECK(err.find("float4") != std::string::npos);
   }
 
   TEST_CASE("simt: threads that reach different __syncthreads() are an error") {

@@ -98,6 +98,28 @@ bool on_device(const void* p, size_t n) {
   return a + n <= it->first + it->second;
 }
 
+struct ErrorText {
+  cudaError_t code;
+  const char *name, *text;
+};
+
+// The errors this runtime returns, with CUDA's names and strings.
+ErrorText error_text(cudaError_t e) {
+  static const ErrorText known[] = {
+      {cudaSuccess, "cudaSuccess", "no error"},
+      {cudaErrorInvalidValue, "cudaErrorInvalidValue", "invalid argument"},
+      {cudaErrorMemoryAllocation, "cudaErrorMemoryAllocation", "out of memory"},
+      {cudaErrorInvalidConfiguration, "cudaErrorInvalidConfiguration", "invalid configuration argument"},
+      {cudaErrorInvalidDevice, "cudaErrorInvalidDevice", "invalid device ordinal"},
+      {cudaErrorInvalidResourceHandle, "cudaErrorInvalidResourceHandle", "invalid resource handle"},
+      {cudaErrorNotReady, "cudaErrorNotReady", "device not ready"},
+      {cudaErrorLaunchFailure, "cudaErrorLaunchFailure", "unspecified launch failure"},
+  };
+  for (const ErrorText& k : known)
+    if (k.code == e) return k;
+  return {e, "cudaErrorUnknown", "unknown error"};
+}
+
 bool is_pinned(const void* p) { return rt().pinned.count(const_cast<void*>(p)) > 0; }
 
 Schedule schedule_now() {
@@ -210,54 +232,14 @@ cudaError_t cudaGetLastError() {
 
 cudaError_t cudaPeekAtLastError() { return mtl::simt::failed() ? cudaErrorLaunchFailure : mtl::simt::t_last_error; }
 
-const char* cudaGetErrorName(cudaError_t e) {
-  switch (e) {
-    case cudaSuccess:
-      return "cudaSuccess";
-    case cudaErrorInvalidValue:
-      return "cudaErrorInvalidValue";
-    case cudaErrorMemoryAllocation:
-      return "cudaErrorMemoryAllocation";
-    case cudaErrorInvalidConfiguration:
-      return "cudaErrorInvalidConfiguration";
-    case cudaErrorInvalidDevice:
-      return "cudaErrorInvalidDevice";
-    case cudaErrorInvalidResourceHandle:
-      return "cudaErrorInvalidResourceHandle";
-    case cudaErrorNotReady:
-      return "cudaErrorNotReady";
-    case cudaErrorLaunchFailure:
-      return "cudaErrorLaunchFailure";
-    default:
-      return "cudaErrorUnknown";
-  }
-}
+const char* cudaGetErrorName(cudaError_t e) { return mtl::simt::error_text(e).name; }
 
 const char* cudaGetErrorString(cudaError_t e) {
-  switch (e) {
-    case cudaSuccess:
-      return "no error";
-    case cudaErrorInvalidValue:
-      return "invalid argument";
-    case cudaErrorMemoryAllocation:
-      return "out of memory";
-    case cudaErrorInvalidConfiguration:
-      return "invalid configuration argument";
-    case cudaErrorInvalidDevice:
-      return "invalid device ordinal";
-    case cudaErrorInvalidResourceHandle:
-      return "invalid resource handle";
-    case cudaErrorNotReady:
-      return "device not ready";
-    case cudaErrorLaunchFailure: {
-      // The message of the kernel that failed, as long as the failure stands.
-      static thread_local std::string text;
-      text = "unspecified launch failure: " + rt().failure;
-      return text.c_str();
-    }
-    default:
-      return "unknown error";
-  }
+  if (e != cudaErrorLaunchFailure) return mtl::simt::error_text(e).text;
+  // The message of the kernel that failed, as long as the failure stands.
+  static thread_local std::string text;
+  text = std::string(mtl::simt::error_text(e).text) + ": " + rt().failure;
+  return text.c_str();
 }
 
 cudaError_t cudaGetDeviceCount(int* count) {
