@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -176,6 +177,15 @@ __global__ void float4_copy_kernel(float* out, const float* x) {
 
 __global__ void order_kernel(int* order, int* next) { order[atomicAdd(next, 1)] = threadIdx.x; }
 
+__global__ void block_order_kernel(int* order, int* next) {
+  if (threadIdx.x == 0) order[atomicAdd(next, 1)] = static_cast<int>(blockIdx.x);
+}
+
+// Float atomics from many blocks: the sum's rounding depends on the order the blocks run in.
+__global__ void float_atomic_sum_kernel(float* sum, const float* x) {
+  if (threadIdx.x == 0) atomicAdd(sum, x[blockIdx.x]);
+}
+
 __global__ void atomics_kernel(int* out) {
   __shared__ int count, lo, hi;
   if (threadIdx.x == 0) count = 0, lo = 1 << 30, hi = -1;
@@ -213,6 +223,19 @@ std::string finish() {
 std::vector<double> values(const Tensor& t) {
   cuda::synchronize();
   return t.to_f64_vector();
+}
+
+// The order in which the `count` writers of kernel(order, next) ran under the epoch's schedule.
+template <typename Kernel>
+std::vector<double> recorded_order(Kernel kernel, int grid, int threads, int count, uint64_t epoch) {
+  std::vector<double> o;
+  with_schedule(epoch, [&] {
+    Tensor ord = empty({count}, dev_i32()), next = zeros({1}, dev_i32());
+    MTL_LAUNCH(kernel, grid, threads, 0, cuda::stream(), ord.data<int32_t>(), next.data<int32_t>());
+    CHECK(finish() == "");
+    o = values(ord);
+  });
+  return o;
 }
 
 // One block of `threads` running kernel(out, x) under the epoch's schedule; out[0] and out[1].
@@ -256,17 +279,16 @@ TEST_SUITE("simt") {
   }
 
   TEST_CASE("simt: schedules run a block's threads forward, in reverse and shuffled") {
-    auto order = [](uint64_t epoch) {
-      std::vector<double> o;
-      with_schedule(epoch, [&] {
-        Tensor ord = empty({96}, dev_i32()), next = zeros({1}, dev_i32());
-        MTL_LAUNCH(order_kernel, 1, 96, 0, cuda::stream(), ord.data<int32_t>(), next.data<int32_t>());
-        CHECK(finish() == "");
-        o = values(ord);
-      });
-      return o;
-    };
+    auto order = [](uint64_t epoch) { return recorded_order(order_kernel, 1, 96, 96, epoch); };
     std::vector<double> fwd = order(0), rev = order(1), shuf = order(2), shuf2 = order(3);
+    auto blocks = [](uint64_t epoch) { return recorded_order(block_order_kernel, 16, 32, 16, epoch); };
+    std::vector<double> bf = blocks(0), br = blocks(1), bs = blocks(2);
+    for (int i = 0; i < 16; ++i) {
+      CHECK(bf[i] == i);
+      CHECK(br[i] == 15 - i);
+    }
+    CHECK(bs != bf);
+    CHECK(bs != br);
     for (int i = 0; i < 96; ++i) {
       CHECK(fwd[i] == i);
       CHECK(rev[i] == 95 - i);
@@ -301,6 +323,23 @@ TEST_SUITE("simt") {
     // Warps run ahead to the barrier in turn: in reverse order the last warps write the second
     // sum's partials before warp 0 reads the first's.
     CHECK(run(two_block_sums_kernel<false>, 0) != run(two_block_sums_kernel<false>, 1));
+  }
+
+  TEST_CASE("simt: float atomics from many blocks give other bits under another schedule") {
+    std::vector<double> x(64);
+    for (int i = 0; i < 64; ++i) x[i] = std::ldexp(1.0 + i / 64.0, (i * 7) % 40 - 20);
+    Tensor xs = from_vector(x, {64}, dev_f32());
+    auto sum = [&](uint64_t epoch) {
+      double v = 0;
+      with_schedule(epoch, [&] {
+        Tensor s = zeros({1}, dev_f32());
+        MTL_LAUNCH(float_atomic_sum_kernel, 64, 32, 0, cuda::stream(), s.data<float>(), xs.data<float>());
+        CHECK(finish() == "");
+        v = values(s)[0];
+      });
+      return v;
+    };
+    CHECK(sum(0) != sum(1));
   }
 
   TEST_CASE("simt: a shuffle whose mask names lanes that do not call it is an error naming kernel, block and lane") {

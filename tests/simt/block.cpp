@@ -456,6 +456,21 @@ Schedule Schedule::for_epoch(uint64_t epoch) {
   return {shuffle, splitmix(epoch)};
 }
 
+std::vector<uint64_t> Schedule::block_order(uint64_t blocks, uint64_t launch_index) const {
+  std::vector<uint64_t> o(blocks);
+  std::iota(o.begin(), o.end(), uint64_t{0});
+  if (kind == reverse) {
+    std::reverse(o.begin(), o.end());
+  } else if (kind == shuffle) {
+    uint64_t s = splitmix(splitmix(seed) ^ launch_index);
+    for (size_t i = o.size(); i > 1; --i) {
+      s = splitmix(s);
+      std::swap(o[i - 1], o[static_cast<size_t>(s % i)]);
+    }
+  }
+  return o;
+}
+
 std::string Schedule::describe() const {
   switch (kind) {
     case forward:

@@ -6,15 +6,18 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace mtl::simt {
 
-// The order in which a block's threads run between two barriers.
+// The order in which a grid's blocks run, and a block's threads between two barriers.
 struct Schedule {
   enum Kind { forward, reverse, shuffle } kind = forward;
   uint64_t seed = 0;                          // shuffle only
   static Schedule for_epoch(uint64_t epoch);  // forward, reverse, shuffle, shuffle, ...
   std::string describe() const;
+  // Linear block indices (x fastest) in the order they run.
+  std::vector<uint64_t> block_order(uint64_t blocks, uint64_t launch_index) const;
 };
 
 struct BlockJob {

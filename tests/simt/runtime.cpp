@@ -142,22 +142,21 @@ std::string dims(const dim3& d) {
 void run_grid(const Launch& l, Schedule schedule, uint64_t index) {
   Runtime& r = rt();
   r.running = &l;
-  for (unsigned z = 0; z < l.grid.z; ++z)
-    for (unsigned y = 0; y < l.grid.y; ++y)
-      for (unsigned x = 0; x < l.grid.x; ++x) {
-        poison_shared(l.shared_bytes);
-        const dim3 idx(x, y, z);
-        std::string fault = run_block({l.grid, l.block, idx, l.thread_body, schedule, index});
-        if (fault.empty()) fault = check_shared_guards(l.shared_bytes);
-        if (!fault.empty()) {
-          r.failure = std::string("kernel ") + l.site.kernel + " (launched at " + l.site.file + ":" +
-                      std::to_string(l.site.line) + "), block " + dims(idx) + " of grid " + dims(l.grid) +
-                      ", threads " + dims(l.block) + ", schedule " + schedule.describe() + ": " + fault;
-          std::fprintf(stderr, "simt: %s\n", r.failure.c_str());
-          r.running = nullptr;
-          return;
-        }
-      }
+  const uint64_t gx = l.grid.x, gy = l.grid.y, blocks = gx * gy * l.grid.z;
+  for (uint64_t b : schedule.block_order(blocks, index)) {
+    poison_shared(l.shared_bytes);
+    const dim3 idx(static_cast<unsigned>(b % gx), static_cast<unsigned>(b / gx % gy),
+                   static_cast<unsigned>(b / (gx * gy)));
+    std::string fault = run_block({l.grid, l.block, idx, l.thread_body, schedule, index});
+    if (fault.empty()) fault = check_shared_guards(l.shared_bytes);
+    if (!fault.empty()) {
+      r.failure = std::string("kernel ") + l.site.kernel + " (launched at " + l.site.file + ":" +
+                  std::to_string(l.site.line) + "), block " + dims(idx) + " of grid " + dims(l.grid) + ", threads " +
+                  dims(l.block) + ", schedule " + schedule.describe() + ": " + fault;
+      std::fprintf(stderr, "simt: %s\n", r.failure.c_str());
+      break;
+    }
+  }
   r.running = nullptr;
 }
 
