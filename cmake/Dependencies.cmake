@@ -15,6 +15,14 @@ add_library(mtl::cudnn INTERFACE IMPORTED)
 target_include_directories(mtl::cudnn INTERFACE ${CUDNN_INCLUDE_DIR})
 target_link_libraries(mtl::cudnn INTERFACE ${CUDNN_LIBRARY})
 
+# The CUDA runtime, cuBLAS and cuDNN: headers for every consumer, libraries for every one except
+# an executable with the MTL_SIMT property, where the CPU execution layer (tests/simt) defines the
+# same functions on the host.
+add_library(mtl::cuda INTERFACE IMPORTED)
+target_include_directories(mtl::cuda INTERFACE ${CUDAToolkit_INCLUDE_DIRS} ${CUDNN_INCLUDE_DIR})
+target_link_libraries(mtl::cuda INTERFACE
+  "$<$<NOT:$<BOOL:$<TARGET_PROPERTY:MTL_SIMT>>>:CUDA::cudart;CUDA::cublas;mtl::cudnn>")
+
 # OpenBLAS does the CPU GEMMs. The GPU machine has no OpenBLAS and its 36 MB library is too large
 # to carry there, so it builds with MTL_USE_OPENBLAS=OFF: a plain blocked GEMM, good enough for
 # the CPU side of CUDA parity tests.

@@ -24,7 +24,7 @@ void* cpu_allocate(size_t nbytes) {
   size_t n = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, n);
   MTL_CHECK(p != nullptr, "out of host memory allocating ", nbytes, " bytes");
-  if (g_poison) std::memset(p, 0xff, n);
+  if (g_poison) std::memset(p, kCpuPoison, n);
   return p;
 }
 
@@ -96,7 +96,7 @@ void* allocate(size_t nbytes) {
     c.stats.reserved += size;
     ++c.stats.device_mallocs;
   }
-  if (g_poison) MTL_CUDA_CHECK(cudaMemsetAsync(p, 0xff, size, stream()));
+  if (g_poison) MTL_CUDA_CHECK(cudaMemsetAsync(p, kCudaPoison, size, stream()));
   c.live[p] = size;
   c.stats.allocated += size;
   if (c.stats.allocated > c.stats.peak_allocated) c.stats.peak_allocated = c.stats.allocated;

@@ -10,10 +10,13 @@ namespace mtl {
 void* cpu_allocate(size_t nbytes);
 void cpu_deallocate(void* p);
 
-// Debugging and tests: fill every new allocation (CPU and CUDA) with 0xFF bytes, which read as
-// NaN in floating point and -1 in integers, so an output element a kernel forgot shows up.
+// Debugging and tests: fill every new allocation with garbage, so an output element a kernel forgot
+// shows up. CUDA memory gets 0xFF bytes (NaN in floating point, -1 in integers); CPU memory 0x7F
+// bytes (3.4e38 as a float, 1.4e306 as a double, 2139062143 as an int32), so an element that a
+// CUDA kernel and its CPU twin both leave unwritten still differs between them.
 void set_poison_allocations(bool on);
 bool poison_allocations();
+constexpr unsigned char kCpuPoison = 0x7f, kCudaPoison = 0xff;
 
 namespace cuda {
 

@@ -15,6 +15,7 @@
 #include "ops/ops.h"
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 #include "train/optim/adamw.h"
 
@@ -336,57 +337,50 @@ TEST_CASE("adamw: argument errors name the parameter") {
 TEST_SUITE("cuda") {
   TEST_CASE("cuda parity: fused adamw over odd-sized tensors with clipping and skipped gradients") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
     // Sizes below, at and across chunk boundaries (kAdamWChunk = 32768) and not multiples of 4.
-    const std::vector<Shape> decay_shapes{{7, 3, 3, 3}, {32768}, {3, 32771}, {1, 5}};
-    const std::vector<Shape> plain_shapes{{1}, {13}, {65537}, {}};
-    std::vector<std::pair<std::string, Tensor>> cpu_d, cpu_n, gpu_d, gpu_n;
-    auto add = [](auto& cpu, auto& gpu, const std::string& name, const Shape& s) {
-      Tensor c = randn(s);
-      Tensor g = c.clone().to(Device::cuda());
-      c.set_requires_grad(true);
-      g.set_requires_grad(true);
-      cpu.emplace_back(name, c);
-      gpu.emplace_back(name, g);
-    };
-    for (size_t i = 0; i < decay_shapes.size(); ++i) add(cpu_d, gpu_d, indexed("d", i), decay_shapes[i]);
-    for (size_t i = 0; i < plain_shapes.size(); ++i) add(cpu_n, gpu_n, indexed("n", i), plain_shapes[i]);
-    AdamWOptions o;
-    o.max_grad_norm = 5.0;
-    AdamW cpu({ParamGroup{"decay", cpu_d, 0.05, 1.0}, ParamGroup{"no_decay", cpu_n, 0.0, 2.0}}, o);
-    AdamW gpu({ParamGroup{"decay", gpu_d, 0.05, 1.0}, ParamGroup{"no_decay", gpu_n, 0.0, 2.0}}, o);
-
-    for (int step = 0; step < 4; ++step) {
-      INFO("step " << step);
-      for (size_t k = 0; k < cpu_d.size() + cpu_n.size(); ++k) {
-        auto& c = k < cpu_d.size() ? cpu_d[k].second : cpu_n[k - cpu_d.size()].second;
-        auto& g = k < cpu_d.size() ? gpu_d[k].second : gpu_n[k - cpu_d.size()].second;
-        // One tensor skips step 1 so that its step count lags (a second launch per group).
-        if (step == 1 && k == 1) {
-          c.zero_grad();
-          g.zero_grad();
-          continue;
-        }
-        Tensor grad = randn(c.shape());
-        c.set_grad(grad);
-        g.set_grad(grad.to(Device::cuda()));
-      }
-      Tensor nc = cpu.step(1e-2 * (step + 1)), ng = gpu.step(1e-2 * (step + 1));
-      CHECK(ng.is_cuda());
-      CHECK_CLOSE(ng, nc, 1e-4, 1e-5);
-      CHECK(nc.item() > 5.0);  // clipping is active in every step
-    }
-    for (size_t k = 0; k < cpu_d.size(); ++k) CHECK_CLOSE(gpu_d[k].second, cpu_d[k].second, 1e-6, 1e-5);
-    for (size_t k = 0; k < cpu_n.size(); ++k) CHECK_CLOSE(gpu_n[k].second, cpu_n[k].second, 1e-6, 1e-5);
-    auto sc = cpu.state_dict(), sg = gpu.state_dict();
-    for (auto& [k, t] : sc) {
-      INFO(k);
-      CHECK(sg.at(k).device() == (k.ends_with(".step") ? Device::cpu() : Device::cuda()));
-      CHECK_CLOSE(sg.at(k), t, 1e-6, 1e-5);
-    }
-    CHECK(gpu.step_count("d1") == 3);
-    CHECK(gpu.step_count("d0") == 4);
-    CHECK_CLOSE(gpu.grad_norm(), cpu.grad_norm(), 1e-4, 1e-5);
+    const std::vector<Shape> shapes{{7, 3, 3, 3}, {32768}, {3, 32771}, {1, 5}, {1}, {13}, {65537}, {}};
+    const size_t decay = 4, steps = 4;
+    // Inputs: the parameters, then every step's gradients.
+    std::vector<Tensor> inputs;
+    for (const Shape& s : shapes) inputs.push_back(test::leaf(randn(s)));
+    for (size_t step = 0; step < steps; ++step)
+      for (const Shape& s : shapes) inputs.push_back(randn(s));
+    test::check_parity(
+        {"four steps of two groups",
+         test::copies_of(inputs),
+         [&](const std::vector<Tensor>& in) {
+           std::vector<std::pair<std::string, Tensor>> d, n;
+           for (size_t k = 0; k < shapes.size(); ++k)
+             (k < decay ? d : n).emplace_back(indexed(k < decay ? "d" : "n", k < decay ? k : k - decay), in[k]);
+           AdamWOptions o;
+           o.max_grad_norm = 5.0;
+           AdamW opt({ParamGroup{"decay", d, 0.05, 1.0}, ParamGroup{"no_decay", n, 0.0, 2.0}}, o);
+           std::vector<Tensor> out;
+           for (size_t step = 0; step < steps; ++step) {
+             for (size_t k = 0; k < shapes.size(); ++k) {
+               Tensor p = in[k];
+               // One tensor skips step 1 so that its step count lags (a second launch per group).
+               if (step == 1 && k == 1)
+                 p.zero_grad();
+               else
+                 p.set_grad(in[shapes.size() * (step + 1) + k]);
+             }
+             out.push_back(opt.step(1e-2 * (step + 1)));
+             CHECK(out.back().device() == in[0].device());
+             CHECK(out.back().item() > 5.0);  // clipping is active in every step
+           }
+           for (size_t k = 0; k < shapes.size(); ++k) out.push_back(in[k].detach().clone());
+           for (auto& [name, t] : opt.state_dict()) {
+             INFO(name);
+             CHECK(t.device() == (name.ends_with(".step") ? Device::cpu() : in[0].device()));
+             out.push_back(t.to(in[0].device()));
+           }
+           CHECK(opt.step_count("d1") == 3);
+           CHECK(opt.step_count("d0") == 4);
+           out.push_back(opt.grad_norm());
+           return out;
+         },
+         {{1e-4, 1e-5}, {1e-4, 1e-5}, {1e-4, 1e-5}, {1e-4, 1e-5}, {1e-6, 1e-5}}});
   }
 
   TEST_CASE("cuda: a group larger than one launch and steps without allocations") {
@@ -434,5 +428,31 @@ TEST_SUITE("cuda") {
       CHECK_CLOSE(gp[i].second, cp[i].second, 1e-6, 1e-5);
     }
     CHECK_CLOSE(gp.back().second, cp.back().second, 1e-6, 1e-5);
+  }
+
+  TEST_CASE("cuda parity: adamw at a medium ESANet shape") {
+    MTL_REQUIRE_CUDA();
+    // A stage-4 3x3 convolution's weight and its bias, two clipped steps.
+    test::check_parity(
+        {"a [256, 256, 3, 3] weight",
+         test::copies_of({test::leaf(randn({256, 256, 3, 3})), test::leaf(randn({256})), randn({256, 256, 3, 3}),
+                          randn({256}), randn({256, 256, 3, 3}), randn({256})}),
+         [](const std::vector<Tensor>& in) {
+           AdamWOptions o;
+           o.max_grad_norm = 100.0;
+           AdamW opt({ParamGroup{"decay", {{"w", in[0]}}, 0.05, 1.0}, ParamGroup{"no_decay", {{"b", in[1]}}, 0.0, 1.0}},
+                     o);
+           std::vector<Tensor> out;
+           Tensor w = in[0], b = in[1];
+           for (size_t step = 0; step < 2; ++step) {
+             w.set_grad(in[2 + 2 * step]);
+             b.set_grad(in[3 + 2 * step]);
+             out.push_back(opt.step(1e-3));
+           }
+           out.push_back(in[0].detach().clone());
+           out.push_back(in[1].detach().clone());
+           return out;
+         },
+         {{1e-2, 1e-5}, {1e-2, 1e-5}, {1e-6, 1e-5}}});
   }
 }

@@ -1,6 +1,7 @@
 // Allocators: CPU alignment and poisoning; the CUDA caching allocator's reuse and statistics.
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 
@@ -18,10 +19,12 @@ TEST_CASE("cpu allocations are 64-byte aligned") {
   }
 }
 
-TEST_CASE("poisoned allocations read as NaN") {
+TEST_CASE("poisoned CPU allocations read as a huge finite value, not as the CUDA side's NaN") {
   test::PoisonGuard g;
   Tensor t = empty({5});
-  for (double v : t.to_f64_vector()) CHECK(std::isnan(v));
+  for (double v : t.to_f64_vector()) CHECK(static_cast<float>(v) == std::bit_cast<float>(0x7f7f7f7fu));
+  Tensor i = empty({3}, DType::i32);
+  for (double v : i.to_f64_vector()) CHECK(v == 0x7f7f7f7f);
 }
 
 TEST_CASE("cuda size bins") {
@@ -57,5 +60,12 @@ TEST_SUITE("cuda") {
     cuda::deallocate(r);
     CHECK(cuda::allocator_stats().reserved == s0.reserved);
     cuda::set_caching(true);
+  }
+
+  TEST_CASE("cuda: poisoned device allocations read as NaN and -1") {
+    MTL_REQUIRE_CUDA();
+    test::PoisonGuard g;
+    for (double v : empty({5}, Options(DType::f32, Device::cuda())).to_f64_vector()) CHECK(std::isnan(v));
+    for (double v : empty({3}, Options(DType::i32, Device::cuda())).to_f64_vector()) CHECK(v == -1);
   }
 }

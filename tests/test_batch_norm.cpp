@@ -11,6 +11,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 
 using namespace mtl;
@@ -207,61 +208,45 @@ TEST_CASE("batch_norm2d: errors name the tensors and what was expected") {
 
 TEST_SUITE("cuda") {
   // Output, running statistics and gradients on the device against the CPU kernel.
-  void check_parity(const Shape& s, bool training, bool affine) {
-    INFO(shape_str(s) << (training ? " training" : " eval") << (affine ? " affine" : ""));
+  void check_batch_norm(const Shape& s, bool training, bool affine) {
     const int64_t C = s[1];
-    Tensor x = ops::add_scalar(randn(s), 3.0), r = randn(s);
-    Tensor w = affine ? randn({C}) : Tensor(), b = affine ? randn({C}) : Tensor();
-    Tensor rm = randn({C}), rv = positive({C});
-    auto run = [&](Device d) {
-      // Copies: to() on the same device aliases, and the running statistics change in place.
-      Tensor xl = x.clone().to(d), rml = rm.clone().to(d), rvl = rv.clone().to(d);
-      Tensor wl = w.defined() ? w.clone().to(d) : Tensor(), bl = b.defined() ? b.clone().to(d) : Tensor();
-      xl.set_requires_grad(true);
-      if (affine) wl.set_requires_grad(true), bl.set_requires_grad(true);
-      Tensor y = ops::batch_norm2d(xl, wl, bl, rml, rvl, training, 0.1, 1e-3);
-      ops::sum(ops::mul(y, r.to(d))).backward();
-      return std::vector<Tensor>{y, rml, rvl, xl.grad(), affine ? wl.grad() : Tensor(), affine ? bl.grad() : Tensor()};
-    };
-    std::vector<Tensor> cpu = run(Device::cpu()), gpu = run(Device::cuda());
-    CHECK_CLOSE(gpu[0], cpu[0], 1e-4, 1e-4);
-    CHECK_CLOSE(gpu[1], cpu[1], 1e-5, 1e-5);
-    CHECK_CLOSE(gpu[2], cpu[2], 1e-5, 1e-5);
-    CHECK_CLOSE(gpu[3], cpu[3], 1e-4, 1e-3);
-    if (affine) {
-      CHECK_CLOSE(gpu[4], cpu[4], 1e-3, 1e-4);
-      CHECK_CLOSE(gpu[5], cpu[5], 1e-3, 1e-4);
-    }
+    Tensor x = test::leaf(ops::add_scalar(randn(s), 3.0));
+    Tensor w = affine ? test::leaf(randn({C})) : Tensor(), b = affine ? test::leaf(randn({C})) : Tensor();
+    // The running statistics change in place: every run gets its own copies.
+    test::check_parity({shape_str(s) + (training ? " training" : " eval") + (affine ? " affine" : ""),
+                        test::copies_of({x, w, b, randn({C}), positive({C})}),
+                        [training](const std::vector<Tensor>& in) {
+                          Tensor y = ops::batch_norm2d(in[0], in[1], in[2], in[3], in[4], training, 0.1, 1e-3);
+                          return std::vector<Tensor>{y, in[3], in[4]};
+                        },
+                        {{1e-4, 1e-4}, {1e-5, 1e-5}, {1e-5, 1e-5}},
+                        {{1e-4, 1e-3}, {1e-3, 1e-4}}});
   }
 
   TEST_CASE("cuda parity: batch_norm2d training and evaluation, running statistics and gradients") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
     // Rows shorter and longer than a block, single-pixel maps (ESANet's pooled context branches),
     // and a map large enough to be cut into many chunks per channel.
     for (Shape s : {Shape{3, 5, 7, 9}, Shape{2, 3, 33, 47}, Shape{5, 4, 1, 1}, Shape{16, 2, 1, 3},
                     Shape{2, 67, 13, 15}, Shape{4, 3, 128, 129}})
       for (bool training : {true, false})
-        for (bool affine : {true, false}) check_parity(s, training, affine);
+        for (bool affine : {true, false}) check_batch_norm(s, training, affine);
   }
 
   TEST_CASE("cuda real shapes: batch_norm2d training at 8x64x240x320") {
     MTL_REQUIRE_GPU();
-    test::PoisonGuard poison;
-    check_parity({8, 64, 240, 320}, true, true);
+    check_batch_norm({8, 64, 240, 320}, true, true);
   }
 
   TEST_CASE("cuda parity: batch_norm2d float32 variance for a large mean") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
-    Tensor x = ops::add_scalar(randn({4, 3, 45, 51}), 1000.0);
-    Tensor rm = zeros({3}), rv = ones({3});
-    Tensor grm = rm.cuda(), grv = rv.cuda();
-    Tensor y = ops::batch_norm2d(x, Tensor(), Tensor(), rm, rv, true, 0.5, 1e-5);
-    Tensor gy = ops::batch_norm2d(x.cuda(), Tensor(), Tensor(), grm, grv, true, 0.5, 1e-5);
-    CHECK_CLOSE(gy, y, 2e-3, 1e-4);
-    CHECK_CLOSE(grm, rm, 1e-3, 1e-6);
-    CHECK_CLOSE(grv, rv, 1e-3, 1e-3);
+    test::check_parity({"mean 1000",
+                        test::copies_of({ops::add_scalar(randn({4, 3, 45, 51}), 1000.0), zeros({3}), ones({3})}),
+                        [](const std::vector<Tensor>& in) {
+                          Tensor y = ops::batch_norm2d(in[0], Tensor(), Tensor(), in[1], in[2], true, 0.5, 1e-5);
+                          return std::vector<Tensor>{y, in[1], in[2]};
+                        },
+                        {{2e-3, 1e-4}, {1e-3, 1e-6}, {1e-3, 1e-3}}});
   }
 
   TEST_CASE("cuda: batch_norm2d forward, running statistics and gradients are bitwise reproducible") {
@@ -292,5 +277,19 @@ TEST_SUITE("cuda") {
     CHECK_THROWS_WITH_AS(ops::batch_norm2d(zeros({2, 3, 4, 4}).cuda(), Tensor(), Tensor(), zeros({3}), ones({3}), true,
                                            0.1, 1e-5),
                          doctest::Contains("tensors on different devices"), Error);
+  }
+
+  TEST_CASE("cuda parity: batch_norm2d at a medium ESANet shape") {
+    MTL_REQUIRE_CUDA();
+    const Shape s{2, 64, 60, 80};
+    test::check_parity({"training " + shape_str(s),
+                        test::copies_of({test::leaf(randn(s)), test::leaf(randn({64})), test::leaf(randn({64})),
+                                         zeros({64}), ones({64})}),
+                        [](const std::vector<Tensor>& in) {
+                          Tensor y = ops::batch_norm2d(in[0], in[1], in[2], in[3], in[4], true, 0.1, 1e-5);
+                          return std::vector<Tensor>{y, in[3], in[4]};
+                        },
+                        {{1e-4, 1e-4}, {1e-5, 1e-5}, {1e-5, 1e-5}},
+                        {{1e-4, 1e-3}, {1e-3, 1e-4}}});
   }
 }

@@ -12,6 +12,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 
 using namespace mtl;
@@ -249,79 +250,100 @@ TEST_CASE("dropout: argument errors") {
 TEST_SUITE("cuda") {
   TEST_CASE("cuda parity: channel_scale forward and gradients") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
+    auto scale = [](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::channel_scale(in[0], in[1])}; };
     // Odd planes, a float4 path (hw % 4 == 0), a large plane, and 1x1 planes.
     for (Shape s : {Shape{2, 3, 5, 7}, Shape{3, 5, 16, 20}, Shape{1, 7, 111, 97}, Shape{4, 33, 1, 1}}) {
-      CAPTURE(shape_str(s));
-      Tensor x = randn(s), sc = randn({s[0], s[1]}), gy = randn(s);
-      CHECK_CLOSE(ops::channel_scale(x.cuda(), sc.cuda()), ops::channel_scale(x, sc), 1e-7, 1e-6);
-      auto grads = [&](const Tensor& xi, const Tensor& si, const Tensor& g) {
-        Tensor a = xi.clone(), b = si.clone();
-        a.set_requires_grad(true), b.set_requires_grad(true);
-        ops::channel_scale(a, b).backward(g);
-        return std::make_pair(a.grad(), b.grad());
-      };
-      auto [gx_d, gs_d] = grads(x.cuda(), sc.cuda(), gy.cuda());
-      auto [gx_h, gs_h] = grads(x, sc, gy);
-      CHECK_CLOSE(gx_d, gx_h, 1e-7, 1e-6);
+      Tensor x = randn(s), sc = randn({s[0], s[1]});
       // A float block sum of hw products against a double sum: error grows like sqrt(hw).
       const double gs_tol = 1e-5 * std::sqrt(static_cast<double>(s[2] * s[3]));
-      CHECK_CLOSE(gs_d, gs_h, gs_tol, 1e-5);
+      test::check_parity({"channel_scale " + shape_str(s),
+                          test::copies_of({test::leaf(x), test::leaf(sc)}),
+                          scale,
+                          {{1e-7, 1e-6}},
+                          {{1e-7, 1e-6}, {gs_tol, 1e-5}}});
       // Only s needs a gradient (the SE branch of a frozen input).
-      Tensor b = sc.cuda().clone();
-      b.set_requires_grad(true);
-      ops::channel_scale(x.cuda(), b).backward(gy.cuda());
-      CHECK_CLOSE(b.grad(), gs_h, gs_tol, 1e-5);
-      CHECK_CLOSE(b.grad(), gs_d, 0, 0);  // the same kernel whether or not gx is produced
+      test::check_parity({"channel_scale, gradient of s only " + shape_str(s),
+                          test::copies_of({x, test::leaf(sc)}),
+                          scale,
+                          {{1e-7, 1e-6}},
+                          {{gs_tol, 1e-5}}});
+      // The same kernel whether or not gx is produced.
+      Tensor gy = randn(s).cuda();
+      Tensor a = test::leaf(x.cuda()), b = test::leaf(sc.cuda()), b_only = test::leaf(sc.cuda());
+      ops::channel_scale(a, b).backward(gy);
+      ops::channel_scale(x.cuda(), b_only).backward(gy);
+      CHECK_BITWISE(b_only.grad(), b.grad());
     }
     // Misaligned planes take the scalar path.
     Tensor flat = randn({1 + 2 * 3 * 4 * 4});
-    Tensor xv = flat.narrow(0, 1, 96).view({2, 3, 4, 4}), xv_d = flat.cuda().narrow(0, 1, 96).view({2, 3, 4, 4});
-    Tensor sc = randn({2, 3});
-    CHECK_CLOSE(ops::channel_scale(xv_d, sc.cuda()), ops::channel_scale(xv, sc), 1e-7, 1e-6);
+    test::check_parity({"channel_scale of misaligned planes",
+                        [flat, sc = randn({2, 3})](Device d) {
+                          return std::vector<Tensor>{flat.to(d).narrow(0, 1, 96).view({2, 3, 4, 4}), sc.to(d)};
+                        },
+                        scale,
+                        {{1e-7, 1e-6}}});
   }
 
   TEST_CASE("cuda parity: dropout masks equal the CPU masks for the same generator state") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
+    // The generator is made anew in every run, so every run draws the same mask.
+    auto dropout = [](uint64_t seed, bool channels) {
+      return [seed, channels](const std::vector<Tensor>& in) {
+        Generator g(seed);
+        g.reserve(3);
+        return std::vector<Tensor>{channels ? ops::dropout2d(in[0], 0.4, true, g) : ops::dropout(in[0], 0.3, true, g)};
+      };
+    };
     for (int64_t n : {1, 3, 5, 1027, 300001}) {
-      CAPTURE(n);
       const uint64_t seed = fresh_seed();
+      test::check_parity({"dropout of " + std::to_string(n),
+                          test::copies_of({test::leaf(randn({n}))}),
+                          dropout(seed, false),
+                          {{0, 0}},
+                          {{0, 0}}});  // same mask, same float product
       Generator gh(seed), gd(seed);
-      gh.reserve(3), gd.reserve(3);
-      Tensor x = randn({n});
-      Tensor yh = ops::dropout(x, 0.3, true, gh), yd = ops::dropout(x.cuda(), 0.3, true, gd);
+      ops::dropout(randn({n}), 0.3, true, gh);
+      ops::dropout(randn({n}).cuda(), 0.3, true, gd);
       CHECK(gh.offset() == gd.offset());
-      CHECK_CLOSE(yd, yh, 0, 0);  // same mask, same float product
-      Tensor xh = x.clone(), xd = x.cuda();
-      xh.set_requires_grad(true), xd.set_requires_grad(true);
-      Tensor gy = randn({n});
-      Generator g1(seed), g2(seed);
-      ops::dropout(xh, 0.3, true, g1).backward(gy);
-      ops::dropout(xd, 0.3, true, g2).backward(gy.cuda());
-      CHECK_CLOSE(xd.grad(), xh.grad(), 0, 0);
     }
     // A misaligned input takes the scalar path and still draws the same mask.
-    const uint64_t seed = fresh_seed();
     Tensor flat = randn({1 + 1027});
-    Generator gh(seed), gd(seed);
-    CHECK_CLOSE(ops::dropout(flat.cuda().narrow(0, 1, 1027), 0.5, true, gd),
-                ops::dropout(flat.narrow(0, 1, 1027), 0.5, true, gh), 0, 0);
+    test::check_parity({"dropout of a misaligned view",
+                        [flat](Device d) { return std::vector<Tensor>{flat.to(d).narrow(0, 1, 1027)}; },
+                        dropout(fresh_seed(), false),
+                        {{0, 0}}});
     // dropout2d: per-channel masks.
     for (Shape s : {Shape{3, 7, 5, 9}, Shape{2, 1000, 2, 2}}) {
-      CAPTURE(shape_str(s));
-      const uint64_t sd = fresh_seed();
-      Generator ah(sd), ad(sd);
-      Tensor x = randn(s);
-      CHECK_CLOSE(ops::dropout2d(x.cuda(), 0.4, true, ad), ops::dropout2d(x, 0.4, true, ah), 0, 0);
+      const uint64_t seed = fresh_seed();
+      test::check_parity({"dropout2d " + shape_str(s),
+                          test::copies_of({test::leaf(randn(s))}),
+                          dropout(seed, true),
+                          {{0, 0}},
+                          {{0, 0}}});
+      Generator ah(seed), ad(seed);
+      ops::dropout2d(randn(s), 0.4, true, ah);
+      ops::dropout2d(randn(s).cuda(), 0.4, true, ad);
       CHECK(ah.offset() == ad.offset());
-      Tensor xh = x.clone(), xd = x.cuda();
-      xh.set_requires_grad(true), xd.set_requires_grad(true);
-      Tensor gy = randn(s);
-      Generator g1(sd), g2(sd);
-      ops::dropout2d(xh, 0.4, true, g1).backward(gy);
-      ops::dropout2d(xd, 0.4, true, g2).backward(gy.cuda());
-      CHECK_CLOSE(xd.grad(), xh.grad(), 0, 0);
     }
+  }
+
+  TEST_CASE("cuda parity: SE scaling and dropout at a medium ESANet shape") {
+    MTL_REQUIRE_CUDA();
+    const Shape s{2, 64, 60, 80};
+    test::check_parity(
+        {"SE channel_scale " + shape_str(s),
+         test::copies_of({test::leaf(randn(s)), test::leaf(randn({2, 64}))}),
+         [](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::channel_scale(in[0], in[1])}; },
+         {{1e-7, 1e-6}},
+         {{1e-7, 1e-6}, {1e-5 * std::sqrt(60.0 * 80.0), 1e-5}}});
+    const uint64_t seed = fresh_seed();
+    test::check_parity({"dropout2d " + shape_str(s),
+                        test::copies_of({test::leaf(randn(s))}),
+                        [seed](const std::vector<Tensor>& in) {
+                          Generator g(seed);
+                          return std::vector<Tensor>{ops::dropout2d(in[0], 0.1, true, g)};
+                        },
+                        {{0, 0}},
+                        {{0, 0}}});
   }
 }

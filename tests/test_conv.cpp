@@ -13,6 +13,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 
 using namespace mtl;
@@ -309,25 +310,17 @@ TEST_CASE("cuDNN algorithm choice: the first admissible candidate in cuDNN's ord
 
 TEST_SUITE("cuda") {
   // Forward and all three gradients on the GPU against the CPU twin on the same float32 inputs.
-  void check_parity(const Case& c, double atol_y, double rtol_y, double atol_g, double rtol_g) {
-    INFO(c.name);
-    Tensor x = randn(c.x), w = randn(c.w);
-    Tensor b = c.bias ? randn({c.w[0]}) : Tensor();
-    Tensor r = randn(ops::conv2d(x, w, b, c.p).shape());
-    auto run = [&](Device d) {
-      // Copies: to() on the same device aliases, and the leaves get requires_grad set.
-      Tensor xl = x.clone().to(d), wl = w.clone().to(d), bl = b.defined() ? b.clone().to(d) : Tensor();
-      xl.set_requires_grad(true), wl.set_requires_grad(true);
-      if (bl.defined()) bl.set_requires_grad(true);
-      Tensor y = ops::conv2d(xl, wl, bl, c.p);
-      projected(y, r.to(d)).backward();
-      return std::vector<Tensor>{y, xl.grad(), wl.grad(), bl.defined() ? bl.grad() : Tensor()};
-    };
-    std::vector<Tensor> cpu = run(Device::cpu()), gpu = run(Device::cuda());
-    CHECK_CLOSE(gpu[0], cpu[0], atol_y, rtol_y);
-    CHECK_CLOSE(gpu[1], cpu[1], atol_g, rtol_g);
-    CHECK_CLOSE(gpu[2], cpu[2], atol_g, rtol_g);
-    if (c.bias) CHECK_CLOSE(gpu[3], cpu[3], atol_g, rtol_g);
+  void check_conv_parity(const Case& c, double atol_y, double rtol_y, double atol_g, double rtol_g) {
+    Tensor b = c.bias ? test::leaf(randn({c.w[0]})) : Tensor();
+    test::check_parity(
+        {c.name,
+         test::copies_of({test::leaf(randn(c.x)), test::leaf(randn(c.w)), b}),
+         [p = c.p](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::conv2d(in[0], in[1], in[2], p)}; },
+         {{atol_y, rtol_y}},
+         {{atol_g, rtol_g}},
+         {},
+         false,
+         cuda::deterministic()});
   }
 
   // Runs `f` in float32 math (TF32 off), with timed and with deterministic algorithm choice.
@@ -343,34 +336,32 @@ TEST_SUITE("cuda") {
   }
 
   TEST_CASE("cuda parity: conv2d forward and gradients in float32 math") {
-    MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
+    MTL_REQUIRE_GPU();  // cuDNN
     in_float32_modes([] {
       // Float32 on both sides; cuDNN may still pick FFT or Winograd algorithms, whose rounding
       // differs from a GEMM's by up to a few 1e-4 on these unit-scale sums.
-      for (const Case& c : forward_cases()) check_parity(c, 5e-4, 5e-4, 3e-3, 1e-3);
+      for (const Case& c : forward_cases()) check_conv_parity(c, 5e-4, 5e-4, 3e-3, 1e-3);
       // ESANet-like shapes: the 7x7/2 stem on an odd image, NonBottleneck1D's factorised pair, a
       // depthwise layer wide enough to use cuDNN's grouped kernels.
-      check_parity({"stem 7x7/2", {2, 3, 61, 83}, {16, 3, 7, 7}, Conv2dParams::square(2, 3), false}, 5e-4, 5e-4,
-                   3e-3, 1e-3);
-      check_parity({"3x1 dilated", {2, 24, 31, 29}, {24, 24, 3, 1}, params(1, 1, 2, 0, 2, 1), true}, 5e-4, 5e-4,
-                   3e-3, 1e-3);
-      check_parity({"1x3 dilated", {2, 24, 31, 29}, {24, 24, 1, 3}, params(1, 1, 0, 2, 1, 2), true}, 5e-4, 5e-4,
-                   3e-3, 1e-3);
-      check_parity({"depthwise 3x3/2", {3, 32, 33, 35}, {32, 1, 3, 3}, Conv2dParams::square(2, 1, 1, 32), true},
-                   5e-4, 5e-4, 3e-3, 1e-3);
+      check_conv_parity({"stem 7x7/2", {2, 3, 61, 83}, {16, 3, 7, 7}, Conv2dParams::square(2, 3), false}, 5e-4, 5e-4,
+                        3e-3, 1e-3);
+      check_conv_parity({"3x1 dilated", {2, 24, 31, 29}, {24, 24, 3, 1}, params(1, 1, 2, 0, 2, 1), true}, 5e-4, 5e-4,
+                        3e-3, 1e-3);
+      check_conv_parity({"1x3 dilated", {2, 24, 31, 29}, {24, 24, 1, 3}, params(1, 1, 0, 2, 1, 2), true}, 5e-4, 5e-4,
+                        3e-3, 1e-3);
+      check_conv_parity({"depthwise 3x3/2", {3, 32, 33, 35}, {32, 1, 3, 3}, Conv2dParams::square(2, 1, 1, 32), true},
+                        5e-4, 5e-4, 3e-3, 1e-3);
     });
   }
 
   TEST_CASE("cuda parity: conv2d with TF32 tensor cores stays within TF32 error") {
-    MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
+    MTL_REQUIRE_GPU();  // cuDNN
     CudaModeGuard mode;
     cuda::set_allow_tf32(true);
     cuda::set_deterministic(false);
     // TF32 keeps 10 mantissa bits (relative rounding ~5e-4 per operand); sums of a few hundred
     // unit-scale products then differ from float32 by a few 1e-2 at most.
-    for (const Case& c : forward_cases()) check_parity(c, 5e-2, 1e-2, 2e-1, 1e-2);
+    for (const Case& c : forward_cases()) check_conv_parity(c, 5e-2, 1e-2, 2e-1, 1e-2);
   }
 
   // ESANet at 640x480, batch 8: the RGB stem and stage 4's 3x3 and NBt1D 3x1 convolutions. With
@@ -397,9 +388,9 @@ TEST_SUITE("cuda") {
 
   TEST_CASE("cuda real shapes: conv2d forward and both backward passes at ESANet's stem and stage 4") {
     MTL_REQUIRE_GPU();
-    test::PoisonGuard poison;
     in_float32_modes([] {
-      for (const Case& c : real_cases()) check_parity(c, real_tolerance(c).y, 1e-3, real_tolerance(c).grad, 1e-3);
+      for (const Case& c : real_cases())
+        check_conv_parity(c, real_tolerance(c).y, 1e-3, real_tolerance(c).grad, 1e-3);
     });
   }
 
@@ -437,7 +428,7 @@ TEST_SUITE("cuda") {
   }
 
   TEST_CASE("cuda: deterministic conv2d gradients are bitwise reproducible") {
-    MTL_REQUIRE_CUDA();
+    MTL_REQUIRE_GPU();  // cuDNN
     CudaModeGuard mode;
     cuda::set_deterministic(true);
     for (const Case& c : forward_cases()) {
@@ -461,7 +452,7 @@ TEST_SUITE("cuda") {
   }
 
   TEST_CASE("cuda: conv2d searches algorithms once per shape, direction and policy") {
-    MTL_REQUIRE_CUDA();
+    MTL_REQUIRE_GPU();  // cuDNN
     CudaModeGuard mode;
     cuda::set_deterministic(false);
     // A shape no other test uses, so its cache entries are new here.

@@ -12,6 +12,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 
 using namespace mtl;
@@ -185,37 +186,61 @@ TEST_CASE("gradcheck: unary ops") {
 TEST_SUITE("cuda") {
   TEST_CASE("cuda parity: binary and unary ops") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
     // Odd sizes: not a multiple of 4 (vector path tail) nor of a block.
     for (Shape s : {Shape{1}, Shape{1027}, Shape{3, 333, 7}}) {
-      Tensor a = randn(s), b = ops::add_scalar(ops::abs(randn(s)), 0.5);
-      Tensor ga = a.cuda(), gb = b.cuda();
-      CHECK_CLOSE(ops::add(ga, gb), ops::add(a, b), 1e-6, 1e-6);
-      CHECK_CLOSE(ops::mul(ga, gb), ops::mul(a, b), 1e-6, 1e-6);
-      CHECK_CLOSE(ops::div(ga, gb), ops::div(a, b), 1e-6, 1e-5);
-      CHECK_CLOSE(ops::exp(ga), ops::exp(a), 1e-6, 1e-5);
-      CHECK_CLOSE(ops::log(gb), ops::log(b), 1e-6, 1e-5);
-      CHECK_CLOSE(ops::sqrt(gb), ops::sqrt(b), 1e-6, 1e-5);
-      CHECK_CLOSE(ops::pow(gb, 1.7), ops::pow(b, 1.7), 1e-6, 1e-5);
-      CHECK_CLOSE(ops::sigmoid(ga), ops::sigmoid(a), 1e-6, 1e-5);
-      CHECK_CLOSE(ops::tanh(ga), ops::tanh(a), 1e-6, 1e-5);
-      CHECK_CLOSE(ops::relu(ga), ops::relu(a), 0, 0);
-      CHECK_CLOSE(ops::clamp(ga, -0.2, 0.3), ops::clamp(a, -0.2, 0.3), 0, 0);
+      Tensor a = test::leaf(randn(s)), b = test::leaf(ops::add_scalar(ops::abs(randn(s)), 0.5));
+      test::check_parity({"elementwise ops on " + shape_str(s),
+                          test::copies_of({a, b}),
+                          [](const std::vector<Tensor>& in) {
+                            const Tensor &x = in[0], &y = in[1];
+                            return std::vector<Tensor>{
+                                ops::add(x, y), ops::mul(x, y), ops::div(x, y),          ops::exp(x),
+                                ops::log(y),    ops::sqrt(y),   ops::pow(y, 1.7),        ops::sigmoid(x),
+                                ops::tanh(x),   ops::relu(x),   ops::clamp(x, -0.2, 0.3)};
+                          },
+                          {{1e-6, 1e-6},
+                           {1e-6, 1e-6},
+                           {1e-6, 1e-5},
+                           {1e-6, 1e-5},
+                           {1e-6, 1e-5},
+                           {1e-6, 1e-5},
+                           {1e-6, 1e-5},
+                           {1e-6, 1e-5},
+                           {1e-6, 1e-5},
+                           {0, 0},
+                           {0, 0}},
+                          {{1e-5, 1e-5}}});
     }
-    // Broadcasting, a misaligned (offset) view, and gradients.
-    Tensor a = randn({5, 1, 9}), b = randn({7, 1});
-    CHECK_CLOSE(ops::sub(a.cuda(), b.cuda()), ops::sub(a, b), 1e-6, 1e-6);
+    // Broadcasting, a misaligned (offset) view, and gradients through a composition.
+    test::check_parity({"broadcast sub",
+                        test::copies_of({test::leaf(randn({5, 1, 9})), test::leaf(randn({7, 1}))}),
+                        [](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::sub(in[0], in[1])}; },
+                        {{1e-6, 1e-6}},
+                        {{1e-6, 1e-6}}});
     Tensor big = randn({101});
-    Tensor off = big.narrow(0, 1, 100), goff = big.cuda().narrow(0, 1, 100);
-    CHECK_CLOSE(ops::relu(goff), ops::relu(off), 0, 0);
-    Tensor x = randn({6, 5}), y = randn({5});
-    x.set_requires_grad(true), y.set_requires_grad(true);
-    Tensor gx = x.detach().cuda(), gy = y.detach().cuda();
-    gx.set_requires_grad(true), gy.set_requires_grad(true);
-    ops::sum(ops::mul(ops::sigmoid(x), y)).backward();
-    ops::sum(ops::mul(ops::sigmoid(gx), gy)).backward();
-    CHECK_CLOSE(gx.grad(), x.grad(), 1e-5, 1e-5);
-    CHECK_CLOSE(gy.grad(), y.grad(), 1e-5, 1e-5);
+    test::check_parity({"relu of an offset view",
+                        [big](Device d) { return std::vector<Tensor>{big.to(d).narrow(0, 1, 100)}; },
+                        [](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::relu(in[0])}; },
+                        {{0, 0}}});
+    test::check_parity({"sum(sigmoid(x) * y)",
+                        test::copies_of({test::leaf(randn({6, 5})), test::leaf(randn({5}))}),
+                        [](const std::vector<Tensor>& in) {
+                          return std::vector<Tensor>{ops::sum(ops::mul(ops::sigmoid(in[0]), in[1]))};
+                        },
+                        {{1e-5, 1e-5}},
+                        {{1e-5, 1e-5}}});
+  }
+
+  TEST_CASE("cuda parity: elementwise ops at a medium ESANet shape") {
+    MTL_REQUIRE_CUDA();
+    const Shape s{2, 64, 60, 80};
+    test::check_parity({"residual add and relu " + shape_str(s),
+                        test::copies_of({test::leaf(randn(s)), test::leaf(randn(s))}),
+                        [](const std::vector<Tensor>& in) {
+                          return std::vector<Tensor>{ops::relu(ops::add(in[0], in[1])), ops::sigmoid(in[0])};
+                        },
+                        {{0, 0}, {1e-6, 1e-5}},
+                        {{1e-6, 1e-5}}});
   }
 
   TEST_CASE("cuda: maximum, minimum and relu let NaN through") {

@@ -235,7 +235,7 @@ TEST_CASE("gradcheck: decoder module with learned upsampling and skip") {
 
 TEST_SUITE("cuda") {
   TEST_CASE("cuda parity: the whole narrow model, forward and every gradient") {
-    MTL_REQUIRE_CUDA();
+    MTL_REQUIRE_GPU();  // cuDNN
     test::PoisonGuard poison;
     bool tf32 = cuda::allow_tf32();
     cuda::set_allow_tf32(false);

@@ -11,9 +11,12 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 
 using namespace mtl;
+using mtl::test::leaf;
+using mtl::test::max_abs;
 using mtl::test::randn;
 using mtl::test::randn_grad;
 
@@ -66,12 +69,6 @@ Reference reference_group_norm(const Tensor& x, int64_t groups, const Tensor& we
           from_vector(rstds, {n, groups}, DType::f64)};
 }
 
-Tensor leaf(const Tensor& t) {
-  Tensor l = t.detach().clone();
-  l.set_requires_grad(true);
-  return l;
-}
-
 struct Grads {
   Tensor y, mean, rstd, dx, dw, db;
 };
@@ -84,9 +81,6 @@ Grads run(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& b
   o.y.backward(dy);
   return {o.y, o.mean, o.rstd, lx.grad(), lw.defined() ? lw.grad() : Tensor(), lb.defined() ? lb.grad() : Tensor()};
 }
-
-// Bitwise equality (|a - b| <= 0), with the worst element reported on failure.
-#define CHECK_BITWISE(a, b) CHECK_CLOSE(a, b, 0.0, 0.0)
 
 // float32 rounding in the folded forms y = x*a + b (b = beta - mean*a) and dx = a*dy + c1*x + c2
 // is relative to their largest term, not to the result: when a group's variance is tiny (a
@@ -102,43 +96,23 @@ double term_scale(const Grads& ref, const Tensor& w) {
   return s;
 }
 
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double v : t.to_f64_vector()) m = std::max(m, std::abs(v));
-  return m;
-}
-
 // Forward, saved statistics and all three gradients on the device against the float32 CPU
-// kernel (which accumulates in double); then a second run that must agree bit for bit.
-void check_parity(const Case& k, bool affine) {
-  INFO(case_str(k), affine ? ", affine" : ", no affine");
+// kernel (which accumulates in double), through the parity harness (which reruns for the bits).
+void check_group_norm_parity(const Case& k, bool affine) {
   const Shape s{k.n, k.c, k.h, k.w};
   Tensor x = randn(s), dy = randn(s);
   Tensor w = affine ? ops::add_scalar(randn({k.c}), 1.0) : Tensor(), b = affine ? randn({k.c}) : Tensor();
-  Grads cpu = run(x, k.groups, w, b, dy);
-  Tensor gw = affine ? w.cuda() : Tensor(), gb = affine ? b.cuda() : Tensor();
-  Grads gpu = run(x.cuda(), k.groups, gw, gb, dy.cuda());
-  CHECK(gpu.y.is_cuda());
-  const double scale = term_scale(cpu, w);
-  INFO("term scale ", scale);
-  CHECK_CLOSE(gpu.y, cpu.y, 4e-6 * scale, 1e-4);
-  CHECK_CLOSE(gpu.mean, cpu.mean, 5e-6, 1e-5);
-  CHECK_CLOSE(gpu.rstd, cpu.rstd, 0, 1e-5);
-  CHECK_CLOSE(gpu.dx, cpu.dx, 4e-6 * scale * std::max(1.0, max_abs(dy)), 1e-4);
-  if (affine) {
-    // Sums over N*H*W products: allow for float32 rounding of up to ~3e5 terms.
-    CHECK_CLOSE(gpu.dw, cpu.dw, 1e-3, 1e-4);
-    CHECK_CLOSE(gpu.db, cpu.db, 1e-3, 1e-4);
-  }
-  Grads again = run(x.cuda(), k.groups, gw, gb, dy.cuda());
-  CHECK_BITWISE(again.y, gpu.y);
-  CHECK_BITWISE(again.mean, gpu.mean);
-  CHECK_BITWISE(again.rstd, gpu.rstd);
-  CHECK_BITWISE(again.dx, gpu.dx);
-  if (affine) {
-    CHECK_BITWISE(again.dw, gpu.dw);
-    CHECK_BITWISE(again.db, gpu.db);
-  }
+  const double scale = term_scale(run(x, k.groups, w, b, dy), w);
+  // Sums over N*H*W products: allow for float32 rounding of up to ~3e5 terms in dw and db.
+  test::check_parity({case_str(k) + (affine ? ", affine" : ", no affine") + ", term scale " + std::to_string(scale),
+                      test::copies_of({leaf(x), affine ? leaf(w) : Tensor(), affine ? leaf(b) : Tensor()}),
+                      [groups = k.groups](const std::vector<Tensor>& in) {
+                        ops::GroupNormOutput o = ops::group_norm_with_stats(in[0], groups, in[1], in[2]);
+                        return std::vector<Tensor>{o.y, o.mean, o.rstd};
+                      },
+                      {{4e-6 * scale, 1e-4}, {5e-6, 1e-5}, {0, 1e-5}},
+                      {{4e-6 * scale * std::max(1.0, max_abs(dy)), 1e-4}, {1e-3, 1e-4}},
+                      {dy}});
 }
 
 // x = 1e4 + N(0, 1) with every group symmetric about 1e4: x[k] + x[M-1-k] = 2e4 exactly, the
@@ -311,7 +285,6 @@ TEST_CASE("group_norm: errors name the tensor and what was expected") {
 TEST_SUITE("cuda") {
   TEST_CASE("cuda parity: group_norm on odd shapes, both launch plans") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
     const Case cases[] = {
         {3, 6, 5, 7, 3},       // one block per group, scalar loads
         {2, 8, 4, 6, 4},       // one block per group, float4 loads
@@ -325,8 +298,8 @@ TEST_SUITE("cuda") {
         {1, 2, 241, 319, 1},   // split plan, a row longer than several tiles
     };
     for (const Case& k : cases) {
-      check_parity(k, true);
-      check_parity(k, false);
+      check_group_norm_parity(k, true);
+      check_group_norm_parity(k, false);
     }
     // A fresh random shape every run.
     auto draw = [](int64_t lo, int64_t hi) {
@@ -334,43 +307,48 @@ TEST_SUITE("cuda") {
     };
     const int64_t groups = draw(1, 8);
     Case r{draw(1, 3), groups * draw(1, 5), draw(1, 97), draw(1, 131), groups};
-    check_parity(r, true);
+    check_group_norm_parity(r, true);
 
     // Data starting 4 bytes into its buffer, HW a multiple of 4: the scalar paths of both plans.
     for (const Case& k : {Case{2, 6, 4, 4, 3}, Case{1, 4, 100, 96, 1}}) {
-      INFO("misaligned ", case_str(k));
       const int64_t count = k.n * k.c * k.h * k.w;
       const Shape s{k.n, k.c, k.h, k.w};
       Tensor flat = randn({count + 1}), dflat = randn({count + 1});
       Tensor w = randn({k.c}), b = randn({k.c});
-      Grads cpu = run(flat.narrow(0, 1, count).view(s), k.groups, w, b, dflat.narrow(0, 1, count).view(s));
-      Tensor gx = flat.cuda().narrow(0, 1, count).view(s), gdy = dflat.cuda().narrow(0, 1, count).view(s);
-      gx.set_requires_grad(true);
-      Tensor gw = leaf(w.cuda()), gb = leaf(b.cuda());
-      ops::GroupNormOutput o = ops::group_norm_with_stats(gx, k.groups, gw, gb);
-      o.y.backward(gdy);
-      const double scale = term_scale(cpu, w);
-      CHECK_CLOSE(o.y, cpu.y, 4e-6 * scale, 1e-4);
-      CHECK_CLOSE(o.rstd, cpu.rstd, 0, 1e-5);
-      CHECK_CLOSE(gx.grad(), cpu.dx, 4e-6 * scale * std::max(1.0, max_abs(gdy)), 1e-4);
-      CHECK_CLOSE(gw.grad(), cpu.dw, 1e-3, 1e-4);
-      CHECK_CLOSE(gb.grad(), cpu.db, 1e-3, 1e-4);
+      Tensor dy = dflat.narrow(0, 1, count).view(s);
+      const double scale = term_scale(run(flat.narrow(0, 1, count).view(s), k.groups, w, b, dy), w);
+      test::check_parity({"misaligned " + case_str(k),
+                          [flat, w, b, count, s](Device d) {
+                            Tensor x = flat.to(d).narrow(0, 1, count).view(s);
+                            x.set_requires_grad(true);
+                            return std::vector<Tensor>{x, leaf(w.to(d)), leaf(b.to(d))};
+                          },
+                          [groups = k.groups](const std::vector<Tensor>& in) {
+                            ops::GroupNormOutput o = ops::group_norm_with_stats(in[0], groups, in[1], in[2]);
+                            return std::vector<Tensor>{o.y, o.rstd};
+                          },
+                          {{4e-6 * scale, 1e-4}, {0, 1e-5}},
+                          {{4e-6 * scale * std::max(1.0, max_abs(dy)), 1e-4}, {1e-3, 1e-4}},
+                          {dy}});
     }
   }
 
-  TEST_CASE("cuda parity: group_norm at ESANet's shapes (batch 2)") {
+  TEST_CASE("cuda parity: group_norm at a medium ESANet shape") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
+    check_group_norm_parity({2, 64, 60, 80, 32}, true);
+  }
+
+  TEST_CASE("cuda parity: group_norm at ESANet's shapes (batch 2)") {
+    MTL_REQUIRE_GPU();  // 9.8M elements: minutes on the CPU execution layer
     const Case cases[] = {
         {2, 64, 240, 320, 32}, {2, 64, 120, 160, 32}, {2, 128, 60, 80, 32}, {2, 256, 30, 40, 32}, {2, 512, 15, 20, 32},
     };
-    for (const Case& k : cases) check_parity(k, true);
+    for (const Case& k : cases) check_group_norm_parity(k, true);
   }
 
   TEST_CASE("cuda real shapes: group_norm at 8x64x240x320") {
     MTL_REQUIRE_GPU();
-    test::PoisonGuard poison;
-    check_parity({8, 64, 240, 320, 32}, true);
+    check_group_norm_parity({8, 64, 240, 320, 32}, true);
   }
 
   TEST_CASE("cuda: group_norm float32 statistics survive a large offset") {

@@ -12,6 +12,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 
 using namespace mtl;
@@ -61,12 +62,6 @@ void check_against_reference(const ops::CrossEntropyResult& got, const RefLoss& 
 }
 
 Tensor positive_weights(int64_t n, DType dt) { return test::rand({n}, 0.25, 2.0, dt); }
-
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double v : t.to_f64_vector()) m = std::max(m, std::abs(v));
-  return m;
-}
 
 bool all_finite_zero(const Tensor& t) {
   for (double v : t.to_f64_vector())
@@ -215,51 +210,42 @@ TEST_CASE("gradcheck: cross_entropy with class weights and ignore_index and samp
 TEST_SUITE("cuda") {
   // Loss, per-sample losses and the logits' gradient on the device against the CPU kernel, with
   // class and sample weights and ignored pixels; then the device again, bit for bit.
-  void check_parity(const Tensor& logits, const Tensor& labels) {
+  void check_cross_entropy(const Tensor& logits, const Tensor& labels, const std::string& name) {
     const int64_t n = logits.size(0), c = logits.size(1);
-    ops::CrossEntropyOptions o;
-    o.ignore_index = 255;
-    o.class_weights = positive_weights(c, DType::f32);
-    o.sample_weights = positive_weights(n, DType::f32);
-    ops::CrossEntropyOptions og = o;
-    og.class_weights = o.class_weights.cuda();
-    og.sample_weights = o.sample_weights.cuda();
-    Tensor r = randn({n});  // upstream gradient of per_sample
-
-    Tensor x = logits.clone(), gx = logits.cuda();
-    x.set_requires_grad(true), gx.set_requires_grad(true);
-    ops::CrossEntropyResult cpu = ops::cross_entropy(x, labels, o);
-    ops::CrossEntropyResult gpu = ops::cross_entropy(gx, labels.cuda(), og);
-    CHECK_CLOSE(both(gpu), both(cpu), 1e-5, 1e-5);
-    ops::add(cpu.loss, ops::sum(ops::mul(cpu.per_sample, r))).backward();
-    ops::add(gpu.loss, ops::sum(ops::mul(gpu.per_sample, r.cuda()))).backward();
-    CHECK_CLOSE(gx.grad(), x.grad(), 1e-5 * max_abs(x.grad()), 1e-4);
-
-    // Deterministic: the same inputs give the same bits.
-    CHECK_CLOSE(both(ops::cross_entropy(gx.detach(), labels.cuda(), og)), both(gpu), 0, 0);
+    test::check_parity({name,
+                        test::copies_of({test::leaf(logits), labels, positive_weights(c, DType::f32),
+                                         positive_weights(n, DType::f32)}),
+                        [](const std::vector<Tensor>& in) {
+                          ops::CrossEntropyOptions o;
+                          o.ignore_index = 255;
+                          o.class_weights = in[2];
+                          o.sample_weights = in[3];
+                          ops::CrossEntropyResult r = ops::cross_entropy(in[0], in[1], o);
+                          return std::vector<Tensor>{r.loss, r.per_sample};
+                        },
+                        {{1e-5, 1e-5}},
+                        {{0, 1e-4, 1e-5}}});
   }
 
   TEST_CASE("cuda parity: cross_entropy forward and gradients on odd sizes") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
     // Scalar path (H*W not a multiple of 4), vector path, several chunks of pixels per sample,
     // 7 and 40 classes.
     for (Shape s :
          {Shape{3, 7, 13, 17}, Shape{2, 40, 24, 32}, Shape{5, 3, 1, 4099}, Shape{2, 5, 64, 72}, Shape{1, 1, 3, 3}}) {
-      CAPTURE(shape_str(s));
       Tensor logits = ops::mul_scalar(randn(s), 3.0);
       for (DType dt : {DType::u8, DType::i32, DType::i64}) {
-        CAPTURE(dtype_name(dt));
-        check_parity(logits, test::random_labels({s[0], s[2], s[3]}, s[1], 0.2, 255, dt));
+        check_cross_entropy(logits, test::random_labels({s[0], s[2], s[3]}, s[1], 0.2, 255, dt),
+                            shape_str(s) + " " + dtype_name(dt));
       }
     }
   }
 
   TEST_CASE("cuda real shapes: cross_entropy at [8, 40, 480, 640]") {
     MTL_REQUIRE_GPU();
-    test::PoisonGuard poison;
     // 98M logits, as in training at full resolution with 40 classes: thousands of chunks per sample.
-    check_parity(ops::mul_scalar(randn({8, 40, 480, 640}), 3.0), test::random_labels({8, 480, 640}, 40, 0.2, 255));
+    check_cross_entropy(ops::mul_scalar(randn({8, 40, 480, 640}), 3.0), test::random_labels({8, 480, 640}, 40, 0.2, 255),
+                        "8x40x480x640");
   }
 
   TEST_CASE("cuda: cross_entropy all-ignored and uniform logits and label errors") {
@@ -282,5 +268,23 @@ TEST_SUITE("cuda") {
     labels.set({2, 8, 9}, 300);
     CHECK_THROWS_WITH_AS(ops::cross_entropy(logits.detach(), labels.cuda()),
                          doctest::Contains("label 300 at [2, 8, 9]"), Error);
+  }
+
+  TEST_CASE("cuda parity: cross_entropy at a medium ESANet shape") {
+    MTL_REQUIRE_CUDA();
+    const Shape s{2, 40, 96, 128};
+    test::check_parity(
+        {"40 classes " + shape_str(s),
+         test::copies_of({test::leaf(ops::mul_scalar(randn(s), 3.0)),
+                          test::random_labels({2, 96, 128}, 40, 0.1, 255, DType::u8), positive_weights(40, DType::f32)}),
+         [](const std::vector<Tensor>& in) {
+           ops::CrossEntropyOptions o;
+           o.ignore_index = 255;
+           o.class_weights = in[2];
+           ops::CrossEntropyResult r = ops::cross_entropy(in[0], in[1], o);
+           return std::vector<Tensor>{r.loss, r.per_sample};
+         },
+         {{1e-5, 1e-5}},
+         {{0, 1e-4, 1e-5}}});
   }
 }

@@ -11,6 +11,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 
 using namespace mtl;
@@ -71,12 +72,6 @@ bool all_zero(const Tensor& t) {
   for (double v : t.to_f64_vector())
     if (v != 0.0) return false;
   return true;
-}
-
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double v : t.to_f64_vector()) m = std::max(m, std::abs(v));
-  return m;
 }
 
 ops::SILogOptions silog_options(double lambda, bool sqrt_v, const Tensor& sw = Tensor()) {
@@ -199,7 +194,7 @@ TEST_CASE("depth losses: a perfect prediction gives 0 and a zero gradient (also 
     ops::DepthLossResult r = ops::silog_loss(x, target, silog_options(0.85, sqrt_v));
     CHECK(std::abs(r.loss.item()) < 1e-12);
     r.loss.backward();
-    CHECK(max_abs(x.grad()) < 1e-6);
+    CHECK(test::max_abs(x.grad()) < 1e-6);
   }
   x.zero_grad();
   ops::DepthLossResult l1 = ops::masked_l1_loss(x, target);
@@ -246,45 +241,41 @@ TEST_CASE("gradcheck: silog (both variants) and masked L1 with sample weights an
 TEST_SUITE("cuda") {
   // All three variants with sample weights, invalid pixels and one clamped prediction: both
   // outputs and the gradient on the device against the CPU kernel, then the device bit for bit.
-  void check_parity(const Shape& s) {
-    CAPTURE(shape_str(s));
+  void check_depth_losses(const Shape& s) {
     Tensor target = random_depth(s, 0.3), pred = random_depth(s, 0.0);
     pred.set(std::vector<int64_t>(s.size(), 0), -1.0);
     Tensor sw = test::rand({s[0]}, 0.2, 2.0);
-    Tensor r = test::randn({s[0]});
     for (int variant = 0; variant < 3; ++variant) {
-      CAPTURE(variant);
-      auto run = [&](const Tensor& x, const Tensor& t, const Tensor& w) {
-        if (variant == 2) {
-          ops::MaskedL1Options o;
-          o.sample_weights = w;
-          return ops::masked_l1_loss(x, t, o);
-        }
-        return ops::silog_loss(x, t, silog_options(0.85, variant == 1, w));
-      };
-      Tensor x = pred.clone(), gx = pred.cuda();
-      x.set_requires_grad(true), gx.set_requires_grad(true);
-      ops::DepthLossResult cpu = run(x, target, sw), gpu = run(gx, target.cuda(), sw.cuda());
-      CHECK_CLOSE(both(gpu), both(cpu), 1e-5, 1e-4);
-      ops::add(cpu.loss, ops::sum(ops::mul(cpu.per_sample, r))).backward();
-      ops::add(gpu.loss, ops::sum(ops::mul(gpu.per_sample, r.cuda()))).backward();
-      CHECK_CLOSE(gx.grad(), x.grad(), 1e-5 * max_abs(x.grad()), 1e-3);
-      CHECK_CLOSE(both(run(gx.detach(), target.cuda(), sw.cuda())), both(gpu), 0, 0);  // deterministic
+      test::check_parity({shape_str(s) + (variant == 2   ? " masked L1"
+                                          : variant == 1 ? " silog sqrt"
+                                                         : " silog"),
+                          test::copies_of({test::leaf(pred), target, sw}),
+                          [variant](const std::vector<Tensor>& in) {
+                            ops::DepthLossResult r;
+                            if (variant == 2) {
+                              ops::MaskedL1Options o;
+                              o.sample_weights = in[2];
+                              r = ops::masked_l1_loss(in[0], in[1], o);
+                            } else {
+                              r = ops::silog_loss(in[0], in[1], silog_options(0.85, variant == 1, in[2]));
+                            }
+                            return std::vector<Tensor>{r.loss, r.per_sample};
+                          },
+                          {{1e-5, 1e-4}},
+                          {{0, 1e-3, 1e-5}}});
     }
   }
 
   TEST_CASE("cuda parity: depth losses forward and gradients on odd sizes") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
     // Scalar path, vector path over several chunks, [N, H, W] input, one pixel.
     for (Shape s : {Shape{3, 1, 13, 17}, Shape{2, 1, 48, 64}, Shape{5, 4099}, Shape{2, 96, 100}, Shape{1, 1, 1, 1}})
-      check_parity(s);
+      check_depth_losses(s);
   }
 
   TEST_CASE("cuda real shapes: depth losses at [8, 1, 480, 640]") {
     MTL_REQUIRE_GPU();
-    test::PoisonGuard poison;
-    check_parity({8, 1, 480, 640});
+    check_depth_losses({8, 1, 480, 640});
   }
 
   TEST_CASE("cuda: depth losses propagate a NaN prediction as the CPU does") {
@@ -303,5 +294,19 @@ TEST_SUITE("cuda") {
     CHECK(all_zero(r.per_sample));
     ops::add(r.loss, ops::sum(r.per_sample)).backward();
     CHECK(all_zero(x.grad()));
+  }
+
+  TEST_CASE("cuda parity: depth losses at a medium ESANet shape") {
+    MTL_REQUIRE_CUDA();
+    const Shape s{2, 1, 120, 160};
+    for (bool sqrt_v : {false, true})
+      test::check_parity({std::string("silog ") + (sqrt_v ? "sqrt " : "") + shape_str(s),
+                          test::copies_of({test::leaf(random_depth(s, 0.0)), random_depth(s, 0.3)}),
+                          [sqrt_v](const std::vector<Tensor>& in) {
+                            ops::DepthLossResult r = ops::silog_loss(in[0], in[1], silog_options(0.85, sqrt_v));
+                            return std::vector<Tensor>{r.loss, r.per_sample};
+                          },
+                          {{1e-5, 1e-4}},
+                          {{0, 1e-3, 1e-5}}});
   }
 }

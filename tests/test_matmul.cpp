@@ -7,6 +7,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 
 using namespace mtl;
@@ -60,21 +61,18 @@ TEST_CASE("cuBLAS gemm: sizes and strides beyond int are errors before any cuBLA
 
 TEST_SUITE("cuda") {
   TEST_CASE("cuda parity: matmul") {
-    MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
+    MTL_REQUIRE_GPU();  // cuBLAS
     bool tf32 = cuda::allow_tf32();
     cuda::set_allow_tf32(false);
-    Tensor a = randn({67, 129}), b = randn({129, 33});
-    CHECK_CLOSE(ops::matmul(a.cuda(), b.cuda()), ops::matmul(a, b), 1e-4, 1e-4);
-    Tensor at = randn({129, 67});
-    CHECK_CLOSE(ops::matmul(at.cuda().transpose(0, 1), b.cuda()), ops::matmul(at.transpose(0, 1), b), 1e-4, 1e-4);
-    a.set_requires_grad(true), b.set_requires_grad(true);
-    Tensor ga = a.detach().cuda(), gb = b.detach().cuda();
-    ga.set_requires_grad(true), gb.set_requires_grad(true);
-    ops::sum(ops::matmul(a, b)).backward();
-    ops::sum(ops::matmul(ga, gb)).backward();
-    CHECK_CLOSE(ga.grad(), a.grad(), 1e-4, 1e-4);
-    CHECK_CLOSE(gb.grad(), b.grad(), 1e-4, 1e-4);
+    auto matmul = [](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::matmul(in[0], in[1])}; };
+    Tensor a = test::leaf(randn({67, 129})), b = test::leaf(randn({129, 33})), at = randn({129, 67});
+    test::check_parity({"67x129 by 129x33", test::copies_of({a, b}), matmul, {{1e-4, 1e-4}}, {{1e-4, 1e-4}}});
+    test::check_parity({"a transposed operand",
+                        [at, b](Device d) {
+                          return std::vector<Tensor>{at.to(d).transpose(0, 1), b.detach().to(d)};
+                        },
+                        matmul,
+                        {{1e-4, 1e-4}}});
     cuda::set_allow_tf32(tf32);
   }
 }

@@ -11,6 +11,7 @@
 #include "ops/ops.h"
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 
 using namespace mtl;
@@ -265,7 +266,11 @@ TEST_CASE("depth metrics: a NaN prediction gives NaN errors, not finite ones") {
 TEST_SUITE("cuda") {
   TEST_CASE("cuda parity: confusion counts are exactly equal") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
+    auto confusion = [](int64_t c, ops::ConfusionOptions o) {
+      return [c, o](const std::vector<Tensor>& in) {
+        return std::vector<Tensor>{ops::confusion_matrix(in[0], in[1], c, o)};
+      };
+    };
     // Scalar and vector logits paths, 7, 40 and 256 classes (the last needs the shared-memory
     // opt-in), one pixel, and enough pixels for many blocks.
     struct Case {
@@ -274,42 +279,42 @@ TEST_SUITE("cuda") {
     };
     for (Case k : {Case{{3, 13, 17}, 7}, Case{{2, 24, 32}, 40}, Case{{4, 61, 67}, 40}, Case{{1, 1, 1}, 3},
                    Case{{2, 120, 160}, 7}, Case{{2, 33, 35}, 256}}) {
-      CAPTURE(shape_str(k.s));
-      CAPTURE(k.c);
       for (DType dt : {DType::u8, DType::i32, DType::i64}) {
+        const std::string name = shape_str(k.s) + ", " + std::to_string(k.c) + " classes, " + dtype_name(dt);
         const int64_t ignore = k.c == 256 ? -1 : 255;
         Tensor target = test::random_labels(k.s, k.c, 0.15, ignore, k.c == 256 && dt == DType::u8 ? DType::i32 : dt);
         Tensor pred = test::random_labels(k.s, k.c, 0.0, 0, DType::i32);
         Shape ls = k.s;
         ls.insert(ls.begin() + 1, k.c);
         Tensor logits = k.c <= 40 ? tied_logits(ls) : test::randn(ls);
-        ops::ConfusionOptions o = ignoring(ignore);
-        Tensor gt = target.cuda();
-        CHECK_CLOSE(ops::confusion_matrix(pred.cuda(), gt, k.c, o), ops::confusion_matrix(pred, target, k.c, o), 0, 0);
-        CHECK_CLOSE(ops::confusion_matrix(logits.cuda(), gt, k.c, o), ops::confusion_matrix(logits, target, k.c, o), 0,
-                    0);
+        const auto counts = confusion(k.c, ignoring(ignore));
+        test::check_parity({name + " from labels", test::copies_of({pred, target}), counts, {{0, 0}}});
+        test::check_parity({name + " from logits", test::copies_of({logits, target}), counts, {{0, 0}}});
         // Mostly correct predictions, as from a trained model, and constant logits (every pixel
         // predicts class 0): most lanes of a warp hit one bin.
         Tensor near = target.clone();
         Tensor flat = near.view({-1});
         for (int64_t i = 0; i < flat.numel(); i += 7) flat.set({i}, static_cast<double>(i % k.c));
-        CHECK_CLOSE(ops::confusion_matrix(near.cuda(), gt, k.c, o), ops::confusion_matrix(near, target, k.c, o), 0, 0);
-        Tensor constant = zeros(ls);
-        CHECK_CLOSE(ops::confusion_matrix(constant.cuda(), gt, k.c, o), ops::confusion_matrix(constant, target, k.c, o),
-                    0, 0);
+        test::check_parity({name + " mostly right", test::copies_of({near, target}), counts, {{0, 0}}});
+        test::check_parity({name + " constant logits", test::copies_of({zeros(ls), target}), counts, {{0, 0}}});
       }
     }
     // Accumulated on the device over two batches = one batch of both.
-    Tensor a = test::random_labels({2, 31, 29}, 40, 0.1, 255), b = test::random_labels({3, 31, 29}, 40, 0.1, 255);
-    Tensor la = test::randn({2, 40, 31, 29}), lb = test::randn({3, 40, 31, 29});
-    ops::ConfusionMatrix cm(40, Device::cuda(), ignoring(255));
-    cm.update(la.cuda(), a.cuda());
-    cm.update(lb.cuda(), b.cuda());
-    CHECK_CLOSE(cm.counts(), ops::confusion_matrix(ops::cat({la, lb}, 0), ops::cat({a, b}, 0), 40, ignoring(255)), 0,
-                0);
+    test::check_parity({"accumulated over two batches",
+                        test::copies_of({test::randn({2, 40, 31, 29}), test::random_labels({2, 31, 29}, 40, 0.1, 255),
+                                         test::randn({3, 40, 31, 29}), test::random_labels({3, 31, 29}, 40, 0.1, 255)}),
+                        [](const std::vector<Tensor>& in) {
+                          ops::ConfusionMatrix cm(40, in[0].device(), ignoring(255));
+                          cm.update(in[0], in[1]);
+                          cm.update(in[2], in[3]);
+                          return std::vector<Tensor>{
+                              cm.counts(), ops::confusion_matrix(ops::cat({in[0], in[2]}, 0),
+                                                                 ops::cat({in[1], in[3]}, 0), 40, ignoring(255))};
+                        },
+                        {{0, 0}}});
   }
 
-  TEST_CASE("cuda: confusion label errors and depth metrics parity") {
+  TEST_CASE("cuda parity: confusion label errors and depth metrics") {
     MTL_REQUIRE_CUDA();
     test::PoisonGuard poison;
     Tensor target = test::random_labels({2, 9, 10}, 7, 0.1, 255);
@@ -319,14 +324,18 @@ TEST_SUITE("cuda") {
                          doctest::Contains("label 40 at [1, 8, 8]"), Error);
 
     for (Shape s : {Shape{3, 1, 13, 17}, Shape{2, 1, 48, 64}, Shape{1, 4099}}) {
-      CAPTURE(shape_str(s));
       Tensor t1 = random_depth(s, 0.3), p1 = random_depth(s, 0.0), t2 = random_depth(s, 0.1), p2 = random_depth(s, 0.0);
       p1.set(std::vector<int64_t>(s.size(), 0), -2.0);
-      ops::DepthMetricAccumulator cpu, gpu(Device::cuda());
-      cpu.update(p1, t1), cpu.update(p2, t2);
+      test::check_parity({"depth metrics " + shape_str(s),
+                          test::copies_of({p1, t1, p2, t2}),
+                          [](const std::vector<Tensor>& in) {
+                            ops::DepthMetricAccumulator acc(in[0].device());
+                            acc.update(in[0], in[1]), acc.update(in[2], in[3]);
+                            return std::vector<Tensor>{acc.state().counts, acc.state().sums};
+                          },
+                          {{0, 0}, {1e-6, 1e-4}}});
+      ops::DepthMetricAccumulator gpu(Device::cuda());
       gpu.update(p1.cuda(), t1.cuda()), gpu.update(p2.cuda(), t2.cuda());
-      CHECK_CLOSE(gpu.state().counts, cpu.state().counts, 0, 0);
-      CHECK_CLOSE(gpu.state().sums, cpu.state().sums, 1e-6, 1e-4);
       check_depth(gpu.compute(), reference_depth(ops::cat({p1, p2}, 0), ops::cat({t1, t2}, 0)), 1e-4);
     }
   }
@@ -334,5 +343,23 @@ TEST_SUITE("cuda") {
   TEST_CASE("cuda: depth metrics propagate a NaN prediction as the CPU does") {
     MTL_REQUIRE_CUDA();
     check_nan_prediction(Device::cuda());
+  }
+
+  TEST_CASE("cuda parity: metrics at a medium ESANet shape") {
+    MTL_REQUIRE_CUDA();
+    test::check_parity({"confusion of [2, 40, 96, 128] logits",
+                        test::copies_of({test::randn({2, 40, 96, 128}), test::random_labels({2, 96, 128}, 40, 0.1, 255)}),
+                        [](const std::vector<Tensor>& in) {
+                          return std::vector<Tensor>{ops::confusion_matrix(in[0], in[1], 40, ignoring(255))};
+                        },
+                        {{0, 0}}});
+    test::check_parity({"depth metrics of [2, 1, 120, 160]",
+                        test::copies_of({random_depth({2, 1, 120, 160}, 0.0), random_depth({2, 1, 120, 160}, 0.3)}),
+                        [](const std::vector<Tensor>& in) {
+                          ops::DepthMetricAccumulator acc(in[0].device());
+                          acc.update(in[0], in[1]);
+                          return std::vector<Tensor>{acc.state().counts, acc.state().sums};
+                        },
+                        {{0, 0}, {1e-6, 1e-4}}});
   }
 }

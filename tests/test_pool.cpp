@@ -12,6 +12,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 
 using namespace mtl;
@@ -304,33 +305,33 @@ TEST_CASE("pooling: argument errors name the input and the values") {
 TEST_SUITE("cuda") {
   TEST_CASE("cuda parity: max_pool2d and avg_pool2d forward and backward") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
     for (const WindowCase& c : kWindowCases) {
-      CAPTURE(shape_str(c.shape));
-      Tensor x = randn(c.shape);
-      Tensor xd = x.cuda();
-      CHECK_CLOSE(ops::max_pool2d(xd, c.k, c.s, c.p), ops::max_pool2d(x, c.k, c.s, c.p), 0, 0);
-      CHECK_CLOSE(ops::avg_pool2d(xd, c.k, c.s, c.p), ops::avg_pool2d(x, c.k, c.s, c.p), 1e-6, 1e-5);
-      Tensor gy = randn(ops::max_pool2d(x, c.k, c.s, c.p).shape());
-      auto mp = [&](const Tensor& t) { return ops::max_pool2d(t, c.k, c.s, c.p); };
-      auto ap = [&](const Tensor& t) { return ops::avg_pool2d(t, c.k, c.s, c.p); };
-      CHECK_CLOSE(grad_of(x.cuda(), gy.cuda(), mp), grad_of(x, gy, mp), 1e-6, 1e-5);
-      CHECK_CLOSE(grad_of(x.cuda(), gy.cuda(), ap), grad_of(x, gy, ap), 1e-6, 1e-5);
+      auto inputs = test::copies_of({test::leaf(randn(c.shape))});
+      test::check_parity(
+          {"max_pool2d " + shape_str(c.shape),
+           inputs,
+           [&c](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::max_pool2d(in[0], c.k, c.s, c.p)}; },
+           {{0, 0}},
+           {{1e-6, 1e-5}}});
+      test::check_parity(
+          {"avg_pool2d " + shape_str(c.shape),
+           inputs,
+           [&c](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::avg_pool2d(in[0], c.k, c.s, c.p)}; },
+           {{1e-6, 1e-5}},
+           {{1e-6, 1e-5}}});
     }
     // Larger batch of odd planes (not a multiple of the block) and frequent ties.
-    Tensor x = ops::clamp(randn({3, 5, 37, 41}), -0.5, 0.5);
-    auto stem = [](const Tensor& t) { return ops::max_pool2d(t, {3, 3}, {2, 2}, {1, 1}); };
-    Tensor y = stem(x);
-    CHECK_CLOSE(stem(x.cuda()), y, 0, 0);
-    Tensor gy = randn(y.shape());
-    CHECK_CLOSE(grad_of(x.cuda(), gy.cuda(), stem), grad_of(x, gy, stem), 1e-6, 1e-5);
-    // Deterministic: two runs give identical gradients.
-    CHECK_CLOSE(grad_of(x.cuda(), gy.cuda(), stem), grad_of(x.cuda(), gy.cuda(), stem), 0, 0);
+    test::check_parity({"stem max_pool2d with ties",
+                        test::copies_of({test::leaf(ops::clamp(randn({3, 5, 37, 41}), -0.5, 0.5))}),
+                        [](const std::vector<Tensor>& in) {
+                          return std::vector<Tensor>{ops::max_pool2d(in[0], {3, 3}, {2, 2}, {1, 1})};
+                        },
+                        {{0, 0}},
+                        {{1e-6, 1e-5}}});
   }
 
   TEST_CASE("cuda parity: adaptive_avg_pool2d, global and binned") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
     struct Case {
       Shape shape;
       int64_t oh, ow;
@@ -338,18 +339,43 @@ TEST_SUITE("cuda") {
     for (Case c : {Case{{2, 3, 15, 20}, 5, 7}, Case{{2, 3, 15, 20}, 5, 5}, Case{{3, 5, 7, 9}, 1, 1},
                    Case{{2, 3, 16, 20}, 1, 1} /* float4 path */, Case{{1, 3, 120, 161}, 1, 1},
                    Case{{1, 2, 3, 4}, 5, 7}, Case{{2, 7, 1, 1}, 1, 1}}) {
-      CAPTURE(shape_str(c.shape));
-      Tensor x = randn(c.shape);
-      auto f = [&](const Tensor& t) { return ops::adaptive_avg_pool2d(t, c.oh, c.ow); };
-      CHECK_CLOSE(f(x.cuda()), f(x), 1e-6, 1e-5);
-      Tensor gy = randn({c.shape[0], c.shape[1], c.oh, c.ow});
-      CHECK_CLOSE(grad_of(x.cuda(), gy.cuda(), f), grad_of(x, gy, f), 1e-6, 1e-5);
-      CHECK_CLOSE(f(x.cuda()), f(x.cuda()), 0, 0);
+      test::check_parity(
+          {"adaptive_avg_pool2d " + shape_str(c.shape) + " to " + std::to_string(c.oh) + "x" + std::to_string(c.ow),
+           test::copies_of({test::leaf(randn(c.shape))}),
+           [c](const std::vector<Tensor>& in) {
+             return std::vector<Tensor>{ops::adaptive_avg_pool2d(in[0], c.oh, c.ow)};
+           },
+           {{1e-6, 1e-5}},
+           {{1e-6, 1e-5}}});
     }
     // A plane start that is not 16-byte aligned must take the scalar path.
     Tensor flat = randn({1 + 2 * 3 * 4 * 4});
-    Tensor view = flat.narrow(0, 1, 96).view({2, 3, 4, 4});
-    Tensor view_dev = flat.cuda().narrow(0, 1, 96).view({2, 3, 4, 4});
-    CHECK_CLOSE(ops::adaptive_avg_pool2d(view_dev, 1, 1), ops::adaptive_avg_pool2d(view, 1, 1), 1e-6, 1e-5);
+    test::check_parity(
+        {"global average of misaligned planes",
+         [flat](Device d) {
+           return std::vector<Tensor>{flat.to(d).narrow(0, 1, 96).view({2, 3, 4, 4})};
+         },
+         [](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::adaptive_avg_pool2d(in[0], 1, 1)}; },
+         {{1e-6, 1e-5}}});
+  }
+
+  TEST_CASE("cuda parity: pooling at a medium ESANet shape") {
+    MTL_REQUIRE_CUDA();
+    auto inputs = test::copies_of({test::leaf(randn({2, 64, 120, 160}))});
+    test::check_parity({"stem max_pool2d of [2, 64, 120, 160]",
+                        inputs,
+                        [](const std::vector<Tensor>& in) {
+                          return std::vector<Tensor>{ops::max_pool2d(in[0], {3, 3}, {2, 2}, {1, 1})};
+                        },
+                        {{0, 0}},
+                        {{1e-6, 1e-5}}});
+    test::check_parity(
+        {"context-module pooling of [2, 64, 120, 160]",
+         inputs,
+         [](const std::vector<Tensor>& in) {
+           return std::vector<Tensor>{ops::adaptive_avg_pool2d(in[0], 1, 1), ops::adaptive_avg_pool2d(in[0], 5, 5)};
+         },
+         {{1e-6, 1e-5}},
+         {{1e-6, 1e-5}}});
   }
 }

@@ -10,6 +10,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 
 using namespace mtl;
@@ -206,27 +207,46 @@ TEST_CASE("resizing: argument errors name the input and the values") {
 TEST_SUITE("cuda") {
   TEST_CASE("cuda parity: interpolate_nearest and interpolate_bilinear") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
     std::vector<Case> cases(std::begin(kCases), std::end(kCases));
     cases.push_back({{2, 3, 15, 20}, 480, 640});  // decoder to full resolution
     cases.push_back({{2, 5, 37, 41}, 10, 13});
     for (const Case& c : cases) {
-      CAPTURE(shape_str(c.shape));
-      CAPTURE(c.oh);
-      CAPTURE(c.ow);
-      Tensor x = randn(c.shape);
-      Tensor gy = randn({c.shape[0], c.shape[1], c.oh, c.ow});
-      auto near = [&](const Tensor& t) { return ops::interpolate_nearest(t, c.oh, c.ow); };
-      auto bil = [&](const Tensor& t) { return ops::interpolate_bilinear(t, c.oh, c.ow); };
-      CHECK_CLOSE(near(x.cuda()), near(x), 0, 0);  // same indices: an exact copy
-      CHECK_CLOSE(bil(x.cuda()), bil(x), 1e-6, 1e-5);
+      const std::string size = shape_str(c.shape) + " to " + std::to_string(c.oh) + "x" + std::to_string(c.ow);
+      auto inputs = test::copies_of({test::leaf(randn(c.shape))});
       // The device sums up to (out/in)^2 float terms per input pixel, the CPU in double.
       const double terms = std::ceil(double(c.oh) / c.shape[2]) * std::ceil(double(c.ow) / c.shape[3]);
       const double atol = 1e-5 * (terms + 1);
-      CHECK_CLOSE(grad_of(x.cuda(), gy.cuda(), near), grad_of(x, gy, near), atol, 1e-5);
-      CHECK_CLOSE(grad_of(x.cuda(), gy.cuda(), bil), grad_of(x, gy, bil), atol, 1e-5);
-      // Gathers in a fixed order: bitwise repeatable.
-      CHECK_CLOSE(grad_of(x.cuda(), gy.cuda(), bil), grad_of(x.cuda(), gy.cuda(), bil), 0, 0);
+      test::check_parity({"interpolate_nearest " + size,
+                          inputs,
+                          [c](const std::vector<Tensor>& in) {
+                            return std::vector<Tensor>{ops::interpolate_nearest(in[0], c.oh, c.ow)};
+                          },
+                          {{0, 0}},  // same indices: an exact copy
+                          {{atol, 1e-5}}});
+      test::check_parity({"interpolate_bilinear " + size,
+                          inputs,
+                          [c](const std::vector<Tensor>& in) {
+                            return std::vector<Tensor>{ops::interpolate_bilinear(in[0], c.oh, c.ow)};
+                          },
+                          {{1e-6, 1e-5}},
+                          {{atol, 1e-5}}});
     }
+  }
+
+  TEST_CASE("cuda parity: resizing at a medium ESANet shape") {
+    MTL_REQUIRE_CUDA();
+    auto inputs = test::copies_of({test::leaf(randn({2, 64, 30, 40}))});
+    test::check_parity(
+        {"decoder x2 nearest of [2, 64, 30, 40]",
+         inputs,
+         [](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::interpolate_nearest(in[0], 60, 80)}; },
+         {{0, 0}},
+         {{5e-5, 1e-5}}});
+    test::check_parity(
+        {"decoder x2 bilinear of [2, 64, 30, 40]",
+         inputs,
+         [](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::interpolate_bilinear(in[0], 60, 80)}; },
+         {{1e-6, 1e-5}},
+         {{5e-5, 1e-5}}});
   }
 }

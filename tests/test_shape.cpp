@@ -5,6 +5,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/gpu.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/parity.h"
 #include "tests/support/random.h"
 #include "tests/support/references.h"
 
@@ -70,18 +71,35 @@ TEST_CASE("contiguous of a transposed leaf routes the gradient back") {
 TEST_SUITE("cuda") {
   TEST_CASE("cuda parity: layout ops") {
     MTL_REQUIRE_CUDA();
-    test::PoisonGuard poison;
-    Tensor x = randn({3, 5, 7}), y = randn({3, 2, 7});
-    Tensor gx = x.cuda(), gy = y.cuda();
-    CHECK_CLOSE(ops::permute(gx, {2, 0, 1}), ops::permute(x, {2, 0, 1}), 0, 0);
-    CHECK_CLOSE(ops::slice(gx, 1, 2, 3), ops::slice(x, 1, 2, 3), 0, 0);
-    CHECK_CLOSE(ops::cat({gx, gy}, 1), ops::cat({x, y}, 1), 0, 0);
-    CHECK_CLOSE(ops::flip(gx, {0, 2}), ops::flip(x, {0, 2}), 0, 0);
-    CHECK_CLOSE(ops::flip(gx.narrow(2, 1, 5), {-1}), ops::flip(x.narrow(2, 1, 5), {-1}), 0, 0);
-    x.set_requires_grad(true), gx.set_requires_grad(true);
-    auto f = [](const Tensor& t) { return ops::sum(ops::mul(ops::slice(ops::permute(t, {1, 2, 0}), 0, 1, 3), ops::permute(t, {1, 2, 0}).detach().narrow(0, 0, 3))); };
-    f(x).backward();
-    f(gx).backward();
-    CHECK_CLOSE(gx.grad(), x.grad(), 1e-5, 1e-5);
+    test::check_parity({"permute, slice, cat, flip",
+                        test::copies_of({test::leaf(randn({3, 5, 7})), test::leaf(randn({3, 2, 7}))}),
+                        [](const std::vector<Tensor>& in) {
+                          return std::vector<Tensor>{ops::permute(in[0], {2, 0, 1}), ops::slice(in[0], 1, 2, 3),
+                                                     ops::cat({in[0], in[1]}, 1), ops::flip(in[0], {0, 2}),
+                                                     ops::flip(ops::slice(in[0], 2, 1, 5), {-1})};
+                        },
+                        {{0, 0}},
+                        {{1e-5, 1e-5}}});
+    test::check_parity({"a product of a slice of a permute and a detached narrow",
+                        test::copies_of({test::leaf(randn({3, 5, 7}))}),
+                        [](const std::vector<Tensor>& in) {
+                          const Tensor& t = in[0];
+                          return std::vector<Tensor>{
+                              ops::sum(ops::mul(ops::slice(ops::permute(t, {1, 2, 0}), 0, 1, 3),
+                                                ops::permute(t, {1, 2, 0}).detach().narrow(0, 0, 3)))};
+                        },
+                        {{1e-5, 1e-5}},
+                        {{1e-5, 1e-5}}});
+  }
+
+  TEST_CASE("cuda parity: layout ops at a medium ESANet shape") {
+    MTL_REQUIRE_CUDA();
+    test::check_parity({"decoder cat and NHWC permute",
+                        test::copies_of({test::leaf(randn({2, 64, 60, 80})), test::leaf(randn({2, 32, 60, 80}))}),
+                        [](const std::vector<Tensor>& in) {
+                          return std::vector<Tensor>{ops::cat({in[0], in[1]}, 1), ops::permute(in[0], {0, 2, 3, 1})};
+                        },
+                        {{0, 0}},
+                        {{1e-6, 1e-6}}});
   }
 }

@@ -105,13 +105,13 @@ unsigned grid_for_chunks(int64_t num_chunks) {
 void adamw_sum_squares(const AdamWChunk* chunks, int64_t num_chunks, const AdamWGrads& grads, float* partials,
                        cudaStream_t s) {
   if (num_chunks == 0) return;
-  sum_squares_kernel<<<grid_for_chunks(num_chunks), kThreads, 0, s>>>(chunks, grads, partials);
+  MTL_LAUNCH(sum_squares_kernel, grid_for_chunks(num_chunks), kThreads, 0, s, chunks, grads, partials);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void adamw_clip_scale(const float* partials, int64_t n, double max_norm, float* norm, float* scale,
                       cudaStream_t s) {
-  clip_scale_kernel<<<1, kThreads, 0, s>>>(partials, n, static_cast<float>(max_norm), norm, scale);
+  MTL_LAUNCH(clip_scale_kernel, 1, kThreads, 0, s, partials, n, static_cast<float>(max_norm), norm, scale);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -122,7 +122,7 @@ void adamw_multi_tensor(const AdamWTensor* tensors, const AdamWChunk* chunks, in
                static_cast<float>(1.0 - sc.beta1), static_cast<float>(sc.beta2),
                static_cast<float>(1.0 - sc.beta2), static_cast<float>(sc.eps),
                static_cast<float>(sc.step_size),   static_cast<float>(sc.bc2_sqrt)};
-  adamw_kernel<<<grid_for_chunks(num_chunks), kThreads, 0, st>>>(tensors, chunks, grads, d, grad_scale);
+  MTL_LAUNCH(adamw_kernel, grid_for_chunks(num_chunks), kThreads, 0, st, tensors, chunks, grads, d, grad_scale);
   MTL_CUDA_LAUNCH_CHECK();
 }
 

@@ -78,7 +78,7 @@ template <int K, typename F>
 void launch_partials(const BatchNormShape& s, const Split& sp, float* partial, F f, cudaStream_t st) {
   MTL_CHECK(s.c <= 65535, "batch_norm2d: ", s.c, " channels exceed the grid limit of 65535");
   dim3 grid(static_cast<unsigned>(sp.chunks), static_cast<unsigned>(s.c));
-  channel_partials<K><<<grid, kThreads, 0, st>>>(s, sp.chunk, sp.chunks, partial, f);
+  MTL_LAUNCH(channel_partials<K>, grid, kThreads, 0, st, s, sp.chunk, sp.chunks, partial, f);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -184,8 +184,8 @@ void batch_norm_train_stats(const BatchNormShape& s, const float* x, double eps,
   // mean is large against the spread.
   launch_partials<1>(s, sp, partial.get(), [x] __device__(int64_t off, int64_t, float* acc) { acc[0] += x[off]; },
                      st);
-  finalize_mean<<<blocks_for(s.c), kThreads, 0, st>>>(partial.get(), s.c, sp.chunks,
-                                                      static_cast<float>(1.0 / static_cast<double>(m)), mean);
+  MTL_LAUNCH(finalize_mean, blocks_for(s.c), kThreads, 0, st, partial.get(), s.c, sp.chunks,
+             static_cast<float>(1.0 / static_cast<double>(m)), mean);
   MTL_CUDA_LAUNCH_CHECK();
   launch_partials<1>(
       s, sp, partial.get(),
@@ -194,24 +194,23 @@ void batch_norm_train_stats(const BatchNormShape& s, const float* x, double eps,
         acc[0] += d * d;
       },
       st);
-  finalize_var<<<blocks_for(s.c), kThreads, 0, st>>>(partial.get(), s.c, sp.chunks, m, static_cast<float>(eps),
-                                                     static_cast<float>(momentum), mean, invstd, running_mean,
-                                                     running_var);
+  MTL_LAUNCH(finalize_var, blocks_for(s.c), kThreads, 0, st, partial.get(), s.c, sp.chunks, m, static_cast<float>(eps),
+             static_cast<float>(momentum), mean, invstd, running_mean, running_var);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void batch_norm_eval_stats(int64_t c, const float* running_mean, const float* running_var, double eps, float* mean,
                            float* invstd, cudaStream_t st) {
   if (c == 0) return;
-  eval_stats_kernel<<<blocks_for(c), kThreads, 0, st>>>(c, running_mean, running_var, static_cast<float>(eps), mean,
-                                                        invstd);
+  MTL_LAUNCH(eval_stats_kernel, blocks_for(c), kThreads, 0, st, c, running_mean, running_var, static_cast<float>(eps),
+             mean, invstd);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void batch_norm_apply(const BatchNormShape& s, const float* x, const float* mean, const float* invstd,
                       const float* weight, const float* bias, float* y, cudaStream_t st) {
   if (s.n * s.c * s.hw == 0) return;
-  apply_kernel<<<row_grid(s), kThreads, 0, st>>>(s, x, mean, invstd, weight, bias, y);
+  MTL_LAUNCH(apply_kernel, row_grid(s), kThreads, 0, st, s, x, mean, invstd, weight, bias, y);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -228,8 +227,8 @@ void batch_norm_backward_reduce(const BatchNormShape& s, const float* gy, const 
         acc[1] += g * (x[off] - mean[c]);
       },
       st);
-  finalize_backward<<<blocks_for(s.c), kThreads, 0, st>>>(partial.get(), s.c, sp.chunks, invstd, sum_gy,
-                                                          sum_gy_xhat);
+  MTL_LAUNCH(finalize_backward, blocks_for(s.c), kThreads, 0, st, partial.get(), s.c, sp.chunks, invstd, sum_gy,
+             sum_gy_xhat);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -237,8 +236,8 @@ void batch_norm_backward_input(const BatchNormShape& s, const float* gy, const f
                                const float* invstd, const float* weight, const float* sum_gy,
                                const float* sum_gy_xhat, bool training, float* gx, cudaStream_t st) {
   if (s.n * s.c * s.hw == 0) return;
-  backward_input_kernel<<<row_grid(s), kThreads, 0, st>>>(s, gy, x, mean, invstd, weight, sum_gy, sum_gy_xhat,
-                                                          training, gx);
+  MTL_LAUNCH(backward_input_kernel, row_grid(s), kThreads, 0, st, s, gy, x, mean, invstd, weight, sum_gy, sum_gy_xhat,
+             training, gx);
   MTL_CUDA_LAUNCH_CHECK();
 }
 

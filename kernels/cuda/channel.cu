@@ -92,7 +92,7 @@ void channel_scale(float* y, const float* x, const float* s, int64_t planes, int
   const int64_t n = planes * hw;
   if (n == 0) return;
   const bool vec = hw % 4 == 0 && aligned16(x) && aligned16(y);
-  channel_scale_fwd<<<blocks_for(vec ? n / 4 : n), kThreads, 0, st>>>(y, x, s, n, hw, vec);
+  MTL_LAUNCH(channel_scale_fwd, blocks_for(vec ? n / 4 : n), kThreads, 0, st, y, x, s, n, hw, vec);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -106,27 +106,27 @@ void channel_scale_backward(float* gx, float* gs, const float* gy, const float* 
     return;
   }
   const bool vec = hw % 4 == 0 && aligned16(gy) && aligned16(x) && (!gx || aligned16(gx));
-  channel_scale_bwd<<<static_cast<unsigned>(planes), kThreads, 0, st>>>(gx, gs, gy, x, s, hw, vec);
+  MTL_LAUNCH(channel_scale_bwd, static_cast<unsigned>(planes), kThreads, 0, st, gx, gs, gy, x, s, hw, vec);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void dropout_mask(uint8_t* mask, int64_t n, DropoutRng rng, cudaStream_t st) {
   if (n == 0) return;
-  dropout_mask_k<<<blocks_for((n + 3) / 4), kThreads, 0, st>>>(mask, n, rng);
+  MTL_LAUNCH(dropout_mask_k, blocks_for((n + 3) / 4), kThreads, 0, st, mask, n, rng);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void dropout(float* y, uint8_t* mask, const float* x, int64_t n, DropoutRng rng, double scale, cudaStream_t st) {
   if (n == 0) return;
   const bool vec = aligned16(x) && aligned16(y) && (reinterpret_cast<uintptr_t>(mask) & 3u) == 0;
-  dropout_k<<<blocks_for((n + 3) / 4), kThreads, 0, st>>>(y, mask, x, n, rng, static_cast<float>(scale), vec);
+  MTL_LAUNCH(dropout_k, blocks_for((n + 3) / 4), kThreads, 0, st, y, mask, x, n, rng, static_cast<float>(scale), vec);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void masked_scale(float* y, const float* x, const uint8_t* mask, int64_t n, int64_t group, double scale,
                   cudaStream_t st) {
   if (n == 0) return;
-  masked_scale_k<<<blocks_for(n), kThreads, 0, st>>>(y, x, mask, n, group, static_cast<float>(scale));
+  MTL_LAUNCH(masked_scale_k, blocks_for(n), kThreads, 0, st, y, x, mask, n, group, static_cast<float>(scale));
   MTL_CUDA_LAUNCH_CHECK();
 }
 

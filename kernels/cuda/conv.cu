@@ -332,7 +332,7 @@ void conv2d_backward_weight(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p
 void conv2d_backward_bias(const ConvGeometry& g, const float* gy, float* gb, cudaStream_t s) {
   if (g.c_out == 0) return;
   MTL_CHECK(g.c_out <= INT_MAX, "conv2d: ", g.c_out, " output channels exceed the grid limit");
-  bias_grad_kernel<<<static_cast<unsigned>(g.c_out), kThreads, 0, s>>>(gy, gb, g.n, g.c_out, g.out_h * g.out_w);
+  MTL_LAUNCH(bias_grad_kernel, static_cast<unsigned>(g.c_out), kThreads, 0, s, gy, gb, g.n, g.c_out, g.out_h * g.out_w);
   MTL_CUDA_LAUNCH_CHECK();
 }
 

@@ -42,13 +42,13 @@ template <typename S>
 void cast_from(void* dst, DType dt, const S* s, int64_t n, cudaStream_t st) {
   const int b = blocks_for(n);
   switch (dt) {
-    case DType::f32: cast_kernel<<<b, kThreads, 0, st>>>(static_cast<float*>(dst), s, n); break;
-    case DType::f64: cast_kernel<<<b, kThreads, 0, st>>>(static_cast<double*>(dst), s, n); break;
-    case DType::bf16: cast_kernel<<<b, kThreads, 0, st>>>(static_cast<__nv_bfloat16*>(dst), s, n); break;
-    case DType::i32: cast_kernel<<<b, kThreads, 0, st>>>(static_cast<int32_t*>(dst), s, n); break;
-    case DType::i64: cast_kernel<<<b, kThreads, 0, st>>>(static_cast<int64_t*>(dst), s, n); break;
-    case DType::u8: cast_kernel<<<b, kThreads, 0, st>>>(static_cast<uint8_t*>(dst), s, n); break;
-    case DType::b8: cast_kernel<<<b, kThreads, 0, st>>>(static_cast<bool*>(dst), s, n); break;
+    case DType::f32: MTL_LAUNCH(cast_kernel, b, kThreads, 0, st, static_cast<float*>(dst), s, n); break;
+    case DType::f64: MTL_LAUNCH(cast_kernel, b, kThreads, 0, st, static_cast<double*>(dst), s, n); break;
+    case DType::bf16: MTL_LAUNCH(cast_kernel, b, kThreads, 0, st, static_cast<__nv_bfloat16*>(dst), s, n); break;
+    case DType::i32: MTL_LAUNCH(cast_kernel, b, kThreads, 0, st, static_cast<int32_t*>(dst), s, n); break;
+    case DType::i64: MTL_LAUNCH(cast_kernel, b, kThreads, 0, st, static_cast<int64_t*>(dst), s, n); break;
+    case DType::u8: MTL_LAUNCH(cast_kernel, b, kThreads, 0, st, static_cast<uint8_t*>(dst), s, n); break;
+    case DType::b8: MTL_LAUNCH(cast_kernel, b, kThreads, 0, st, static_cast<bool*>(dst), s, n); break;
   }
   MTL_CUDA_LAUNCH_CHECK();
 }
@@ -60,10 +60,18 @@ void copy_strided(void* dst, const void* src, size_t es, const Layout& l, cudaSt
   if (n == 0) return;
   const int b = blocks_for(n);
   switch (es) {
-    case 1: copy_kernel<<<b, kThreads, 0, s>>>(static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), l, n); break;
-    case 2: copy_kernel<<<b, kThreads, 0, s>>>(static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(src), l, n); break;
-    case 4: copy_kernel<<<b, kThreads, 0, s>>>(static_cast<uint32_t*>(dst), static_cast<const uint32_t*>(src), l, n); break;
-    case 8: copy_kernel<<<b, kThreads, 0, s>>>(static_cast<uint64_t*>(dst), static_cast<const uint64_t*>(src), l, n); break;
+    case 1:
+      MTL_LAUNCH(copy_kernel, b, kThreads, 0, s, static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), l, n);
+      break;
+    case 2:
+      MTL_LAUNCH(copy_kernel, b, kThreads, 0, s, static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(src), l, n);
+      break;
+    case 4:
+      MTL_LAUNCH(copy_kernel, b, kThreads, 0, s, static_cast<uint32_t*>(dst), static_cast<const uint32_t*>(src), l, n);
+      break;
+    case 8:
+      MTL_LAUNCH(copy_kernel, b, kThreads, 0, s, static_cast<uint64_t*>(dst), static_cast<const uint64_t*>(src), l, n);
+      break;
     default: MTL_ASSERT(false, "copy_strided: element size ", es);
   }
   MTL_CUDA_LAUNCH_CHECK();
@@ -88,7 +96,7 @@ __global__ void fill_kernel(float* out, float v, int64_t n) {
 
 void fill(float* out, float value, int64_t n, cudaStream_t s) {
   if (n == 0) return;
-  fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(out, value, n);
+  MTL_LAUNCH(fill_kernel, blocks_for(n), kThreads, 0, s, out, value, n);
   MTL_CUDA_LAUNCH_CHECK();
 }
 

@@ -52,7 +52,7 @@ template <typename F>
 void launch1(float* out, const float* x, int64_t n, F f, cudaStream_t s) {
   if (n == 0) return;
   bool vec = vec_ok(out, x, x);
-  map1<<<blocks_for(vec ? (n + 3) / 4 : n), kThreads, 0, s>>>(out, x, n, f, vec);
+  MTL_LAUNCH(map1, blocks_for(vec ? (n + 3) / 4 : n), kThreads, 0, s, out, x, n, f, vec);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -64,9 +64,9 @@ void binary(BinaryOp op, float* out, const float* a, const float* b, const Layou
   auto f = [op] __device__(float x, float y) { return detail::apply_binary(op, x, y); };
   if (flat) {
     bool vec = vec_ok(out, a, b);
-    map2<<<blocks_for(vec ? (n + 3) / 4 : n), kThreads, 0, s>>>(out, a, b, n, f, vec);
+    MTL_LAUNCH(map2, blocks_for(vec ? (n + 3) / 4 : n), kThreads, 0, s, out, a, b, n, f, vec);
   } else {
-    map2_strided<<<blocks_for(n), kThreads, 0, s>>>(out, a, b, l, n, f);
+    MTL_LAUNCH(map2_strided, blocks_for(n), kThreads, 0, s, out, a, b, l, n, f);
   }
   MTL_CUDA_LAUNCH_CHECK();
 }
@@ -94,7 +94,7 @@ void unary_grad(UnaryGradOp op, float* gx, const float* g, const float* xy, Scal
   if (n == 0) return;
   bool vec = vec_ok(gx, g, xy);
   auto f = [op, sc] __device__(float gg, float v) { return detail::apply_unary_grad(op, gg, v, sc); };
-  map2<<<blocks_for(vec ? (n + 3) / 4 : n), kThreads, 0, s>>>(gx, g, xy, n, f, vec);
+  MTL_LAUNCH(map2, blocks_for(vec ? (n + 3) / 4 : n), kThreads, 0, s, gx, g, xy, n, f, vec);
   MTL_CUDA_LAUNCH_CHECK();
 }
 

@@ -18,6 +18,7 @@
 // the same way: its per-channel sums are centred, sum(dy * (x - mean)) with the saved mean (x - mean
 // is exact for x near the mean), so no large sum(dy * x) has to cancel against mean * sum(dy).
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/packed.cuh"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/group_norm.h"
 
@@ -29,8 +30,6 @@ constexpr int kFusedThreads = 512;
 constexpr int64_t kFusedMaxElems = 32768;  // 128 KiB per group: a whole wave of groups fits in L2
 constexpr int64_t kChunk = 16384;          // target elements per statistics block in the split plan
 constexpr int kTile = 4096;                // elements per block in the row kernels (split plan)
-constexpr int kTileVec = kTile / 4 / kThreads;  // float4 per thread per tile
-constexpr int kTileScalar = kTile / kThreads;   // floats per thread per tile
 static_assert(kTile % (4 * kThreads) == 0 && kChunk % 4 == 0, "tiles and chunks hold whole float4s");
 
 struct Plan {
@@ -94,65 +93,53 @@ __device__ __forceinline__ void welford_push4(Welford& w, float a, float b, floa
   w.n = n;
 }
 
-__device__ __forceinline__ Welford warp_welford(Welford w) {
-  for (int o = 16; o > 0; o >>= 1) {
-    Welford other{__shfl_down_sync(0xffffffffu, w.mean, o), __shfl_down_sync(0xffffffffu, w.m2, o),
-                  __shfl_down_sync(0xffffffffu, w.n, o)};
-    w = welford_combine(w, other);
-  }
-  return w;
+// Found by block_reduce through argument-dependent lookup.
+__device__ __forceinline__ Welford shfl_down(const Welford& w, int offset) {
+  using ::mtl::kernels::cuda::shfl_down;
+  return {shfl_down(w.mean, offset), shfl_down(w.m2, offset), shfl_down(w.n, offset)};
 }
 
-// Block-wide combine in a fixed order; every thread must call it; the result is valid in thread 0.
+struct WelfordCombine {
+  __device__ __forceinline__ Welford operator()(const Welford& a, const Welford& b) const {
+    return welford_combine(a, b);
+  }
+};
+
 template <int Threads>
 __device__ __forceinline__ Welford block_welford(Welford w) {
-  static_assert(Threads % 32 == 0 && Threads <= 1024, "block size");
-  __shared__ Welford part[Threads / 32];
-  w = warp_welford(w);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();  // the buffer may still be read by a previous call
-  if (lane == 0) part[warp] = w;
-  __syncthreads();
-  if (warp == 0) {
-    w = lane < Threads / 32 ? part[lane] : Welford{0.f, 0.f, 0.f};
-    w = warp_welford(w);
-  }
-  return w;
+  return block_reduce<Threads>(w, WelfordCombine{}, Welford{0.f, 0.f, 0.f});
 }
+
+// Adds N (shifted) values: one at a time, or four merged at once.
+template <int N>
+__device__ __forceinline__ void welford_push(Welford& w, const Packed<N>& v, float k) {
+  if constexpr (N == 4)
+    welford_push4(w, v[0] - k, v[1] - k, v[2] - k, v[3] - k);
+  else
+    welford_push(w, v[0] - k);
+}
+
+// Elements per access: float4 loads and stores where the data allow it (Vec), floats otherwise.
+template <bool Vec>
+constexpr int kWidth = Vec ? 4 : 1;
 
 // This thread's Welford state over elements [begin, end) of xg, shifted by k. With Vec, begin and
 // end are multiples of 4 and xg is 16-byte aligned. Loads are issued kUnroll at a time so that
 // enough bytes are in flight per thread.
 template <bool Vec, int Threads>
 __device__ __forceinline__ Welford thread_welford(const float* __restrict__ xg, int64_t begin, int64_t end, float k) {
-  constexpr int kUnroll = 4;
+  constexpr int kUnroll = 4, N = kWidth<Vec>;
   Welford w{0.f, 0.f, 0.f};
-  if constexpr (Vec) {
-    const float4* x4 = reinterpret_cast<const float4*>(xg);
-    const int64_t e4 = end / 4;
-    int64_t i = begin / 4 + threadIdx.x;
-    for (; i + (kUnroll - 1) * Threads < e4; i += kUnroll * Threads) {
-      float4 v[kUnroll];
+  const int64_t e = end / N;
+  int64_t i = begin / N + threadIdx.x;
+  for (; i + (kUnroll - 1) * Threads < e; i += kUnroll * Threads) {
+    Packed<N> v[kUnroll];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) v[u] = x4[i + u * Threads];
+    for (int u = 0; u < kUnroll; ++u) v[u] = load_packed<N>(xg + (i + u * Threads) * N);
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) welford_push4(w, v[u].x - k, v[u].y - k, v[u].z - k, v[u].w - k);
-    }
-    for (; i < e4; i += Threads) {
-      const float4 v = x4[i];
-      welford_push4(w, v.x - k, v.y - k, v.z - k, v.w - k);
-    }
-  } else {
-    int64_t i = begin + threadIdx.x;
-    for (; i + (kUnroll - 1) * Threads < end; i += kUnroll * Threads) {
-      float v[kUnroll];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) v[u] = xg[i + u * Threads];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) welford_push(w, v[u] - k);
-    }
-    for (; i < end; i += Threads) welford_push(w, xg[i] - k);
+    for (int u = 0; u < kUnroll; ++u) welford_push(w, v[u], k);
   }
+  for (; i < e; i += Threads) welford_push(w, load_packed<N>(xg + i * N), k);
   return w;
 }
 
@@ -168,8 +155,31 @@ __device__ __forceinline__ void fold_affine(const float* __restrict__ gamma, con
   b = fmaf(-mu, a, beta ? beta[c] : 0.f);
 }
 
-__device__ __forceinline__ float4 affine4(float4 v, float a, float b) {
-  return make_float4(fmaf(v.x, a, b), fmaf(v.y, a, b), fmaf(v.z, a, b), fmaf(v.w, a, b));
+template <int N>
+__device__ __forceinline__ Packed<N> affine(const Packed<N>& v, float a, float b) {
+  Packed<N> o;
+#pragma unroll
+  for (int k = 0; k < N; ++k) o[k] = fmaf(v[k], a, b);
+  return o;
+}
+
+// dx = a * dy + c1 * x + c2, elementwise.
+template <int N>
+__device__ __forceinline__ Packed<N> dx_of(const Packed<N>& dy, const Packed<N>& x, float a, float c1, float c2) {
+  Packed<N> o;
+#pragma unroll
+  for (int k = 0; k < N; ++k) o[k] = fmaf(a, dy[k], fmaf(c1, x[k], c2));
+  return o;
+}
+
+// Adds sum(dy * (x - mu)) to s and sum(dy) to b, each in a fixed pairwise order.
+template <int N>
+__device__ __forceinline__ void add_centred(float& s, float& b, const Packed<N>& dy, const Packed<N>& x, float mu) {
+  Packed<N> p;
+#pragma unroll
+  for (int k = 0; k < N; ++k) p[k] = dy[k] * (x[k] - mu);
+  s += pairwise_sum(p);
+  b += pairwise_sum(dy);
 }
 
 // ---- forward, fused plan ----------------------------------------------------------------------
@@ -195,21 +205,11 @@ __global__ void __launch_bounds__(kFusedThreads)
   __syncthreads();
   const float mu = stats[0], r = stats[1];
   const int64_t c0 = static_cast<int64_t>(ng % groups) * d;
-  if constexpr (Vec) {
-    const int hw4 = hw / 4, m4 = m / 4;
-    const float4* x4 = reinterpret_cast<const float4*>(xg);
-    float4* y4 = reinterpret_cast<float4*>(yg);
-    for (int i = threadIdx.x; i < m4; i += kFusedThreads) {
-      float a, b;
-      fold_affine(gamma, beta, c0 + i / hw4, mu, r, a, b);
-      y4[i] = affine4(x4[i], a, b);
-    }
-  } else {
-    for (int i = threadIdx.x; i < m; i += kFusedThreads) {
-      float a, b;
-      fold_affine(gamma, beta, c0 + i / hw, mu, r, a, b);
-      yg[i] = fmaf(xg[i], a, b);
-    }
+  constexpr int N = kWidth<Vec>;
+  for (int i = threadIdx.x; i < m / N; i += kFusedThreads) {
+    float a, b;
+    fold_affine(gamma, beta, c0 + i / (hw / N), mu, r, a, b);
+    store_packed<N>(yg + i * N, affine(load_packed<N>(xg + i * N), a, b));
   }
 }
 
@@ -267,27 +267,15 @@ __global__ void __launch_bounds__(kThreads)
   const float* xr = x + row * hw;
   float* yr = y + row * hw;
   const int64_t begin = t * kTile, end = std::min(hw, begin + kTile);
-  if constexpr (Vec) {
-    const float4* x4 = reinterpret_cast<const float4*>(xr);
-    float4* y4 = reinterpret_cast<float4*>(yr);
-    const int64_t first = begin / 4 + threadIdx.x, e4 = end / 4;
-    float4 v[kTileVec];
+  constexpr int N = kWidth<Vec>, kPerThread = kTile / N / kThreads;
+  const int64_t first = begin / N + threadIdx.x, e = end / N;
+  Packed<N> v[kPerThread];
 #pragma unroll
-    for (int u = 0; u < kTileVec; ++u)
-      if (first + u * kThreads < e4) v[u] = x4[first + u * kThreads];
+  for (int u = 0; u < kPerThread; ++u)
+    if (first + u * kThreads < e) v[u] = load_packed<N>(xr + (first + u * kThreads) * N);
 #pragma unroll
-    for (int u = 0; u < kTileVec; ++u)
-      if (first + u * kThreads < e4) y4[first + u * kThreads] = affine4(v[u], a, b);
-  } else {
-    const int64_t first = begin + threadIdx.x;
-    float v[kTileScalar];
-#pragma unroll
-    for (int u = 0; u < kTileScalar; ++u)
-      if (first + u * kThreads < end) v[u] = xr[first + u * kThreads];
-#pragma unroll
-    for (int u = 0; u < kTileScalar; ++u)
-      if (first + u * kThreads < end) yr[first + u * kThreads] = fmaf(v[u], a, b);
-  }
+  for (int u = 0; u < kPerThread; ++u)
+    if (first + u * kThreads < e) store_packed<N>(yr + (first + u * kThreads) * N, affine(v[u], a, b));
 }
 
 // ---- backward, fused plan ---------------------------------------------------------------------
@@ -304,6 +292,7 @@ __global__ void __launch_bounds__(kFusedThreads)
   constexpr int kWarps = kFusedThreads / 32;
   __shared__ float wpart[kWarps][2];
   __shared__ float coef[2];
+  constexpr int N = kWidth<Vec>;
   const int64_t ng = blockIdx.x;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int team_size = 1 << team_log2, teams = kFusedThreads >> team_log2, warps_per_team = team_size / 32;
@@ -318,20 +307,8 @@ __global__ void __launch_bounds__(kFusedThreads)
     if (j < d) {
       const float* xc = xg + static_cast<int64_t>(j) * hw;
       const float* gc = gg + static_cast<int64_t>(j) * hw;
-      if constexpr (Vec) {
-        const float4* x4 = reinterpret_cast<const float4*>(xc);
-        const float4* g4 = reinterpret_cast<const float4*>(gc);
-        for (int i = tl; i < hw / 4; i += team_size) {
-          const float4 u = g4[i], v = x4[i];
-          s += (u.x * (v.x - mu) + u.y * (v.y - mu)) + (u.z * (v.z - mu) + u.w * (v.w - mu));
-          b += (u.x + u.y) + (u.z + u.w);
-        }
-      } else {
-        for (int i = tl; i < hw; i += team_size) {
-          s += gc[i] * (xc[i] - mu);
-          b += gc[i];
-        }
-      }
+      for (int i = tl; i < hw / N; i += team_size)
+        add_centred(s, b, load_packed<N>(gc + i * N), load_packed<N>(xc + i * N), mu);
     }
     s = warp_sum(s);
     b = warp_sum(b);
@@ -367,22 +344,9 @@ __global__ void __launch_bounds__(kFusedThreads)
   __syncthreads();
   const float c1 = coef[0], c2 = coef[1];
   float* og = dx + ng * m;
-  if constexpr (Vec) {
-    const int hw4 = hw / 4, m4 = m / 4;
-    const float4* x4 = reinterpret_cast<const float4*>(xg);
-    const float4* g4 = reinterpret_cast<const float4*>(gg);
-    float4* o4 = reinterpret_cast<float4*>(og);
-    for (int i = tid; i < m4; i += kFusedThreads) {
-      const float a = gamma ? gamma[c0 + i / hw4] * r : r;
-      const float4 u = g4[i], v = x4[i];
-      o4[i] = make_float4(fmaf(a, u.x, fmaf(c1, v.x, c2)), fmaf(a, u.y, fmaf(c1, v.y, c2)),
-                          fmaf(a, u.z, fmaf(c1, v.z, c2)), fmaf(a, u.w, fmaf(c1, v.w, c2)));
-    }
-  } else {
-    for (int i = tid; i < m; i += kFusedThreads) {
-      const float a = gamma ? gamma[c0 + i / hw] * r : r;
-      og[i] = fmaf(a, gg[i], fmaf(c1, xg[i], c2));
-    }
+  for (int i = tid; i < m / N; i += kFusedThreads) {
+    const float a = gamma ? gamma[c0 + i / (hw / N)] * r : r;
+    store_packed<N>(og + i * N, dx_of(load_packed<N>(gg + i * N), load_packed<N>(xg + i * N), a, c1, c2));
   }
 }
 
@@ -399,30 +363,16 @@ __global__ void __launch_bounds__(kThreads)
   const float* gr = dy + row * hw;
   const int64_t begin = t * kTile, end = std::min(hw, begin + kTile);
   float s = 0.f, b = 0.f;
-  if constexpr (Vec) {
-    const float4* x4 = reinterpret_cast<const float4*>(xr);
-    const float4* g4 = reinterpret_cast<const float4*>(gr);
-    const int64_t first = begin / 4 + threadIdx.x, e4 = end / 4;
-    float4 u[kTileVec], v[kTileVec];
+  constexpr int N = kWidth<Vec>, kPerThread = kTile / N / kThreads;
+  const int64_t first = begin / N + threadIdx.x, e = end / N;
+  Packed<N> u[kPerThread], v[kPerThread];
 #pragma unroll
-    for (int k = 0; k < kTileVec; ++k)
-      if (first + k * kThreads < e4) u[k] = g4[first + k * kThreads], v[k] = x4[first + k * kThreads];
+  for (int k = 0; k < kPerThread; ++k)
+    if (first + k * kThreads < e)
+      u[k] = load_packed<N>(gr + (first + k * kThreads) * N), v[k] = load_packed<N>(xr + (first + k * kThreads) * N);
 #pragma unroll
-    for (int k = 0; k < kTileVec; ++k)
-      if (first + k * kThreads < e4) {
-        s += (u[k].x * (v[k].x - mu) + u[k].y * (v[k].y - mu)) + (u[k].z * (v[k].z - mu) + u[k].w * (v[k].w - mu));
-        b += (u[k].x + u[k].y) + (u[k].z + u[k].w);
-      }
-  } else {
-    const int64_t first = begin + threadIdx.x;
-    float u[kTileScalar], v[kTileScalar];
-#pragma unroll
-    for (int k = 0; k < kTileScalar; ++k)
-      if (first + k * kThreads < end) u[k] = gr[first + k * kThreads], v[k] = xr[first + k * kThreads];
-#pragma unroll
-    for (int k = 0; k < kTileScalar; ++k)
-      if (first + k * kThreads < end) s += u[k] * (v[k] - mu), b += u[k];
-  }
+  for (int k = 0; k < kPerThread; ++k)
+    if (first + k * kThreads < e) add_centred(s, b, u[k], v[k], mu);
   s = block_sum<kThreads>(s);
   b = block_sum<kThreads>(b);
   if (threadIdx.x == 0) {
@@ -478,31 +428,16 @@ __global__ void __launch_bounds__(kThreads)
   const float* gr = dy + row * hw;
   float* orow = dx + row * hw;
   const int64_t begin = t * kTile, end = std::min(hw, begin + kTile);
-  if constexpr (Vec) {
-    const float4* x4 = reinterpret_cast<const float4*>(xr);
-    const float4* g4 = reinterpret_cast<const float4*>(gr);
-    float4* o4 = reinterpret_cast<float4*>(orow);
-    const int64_t first = begin / 4 + threadIdx.x, e4 = end / 4;
-    float4 u[kTileVec], v[kTileVec];
+  constexpr int N = kWidth<Vec>, kPerThread = kTile / N / kThreads;
+  const int64_t first = begin / N + threadIdx.x, e = end / N;
+  Packed<N> u[kPerThread], v[kPerThread];
 #pragma unroll
-    for (int k = 0; k < kTileVec; ++k)
-      if (first + k * kThreads < e4) u[k] = g4[first + k * kThreads], v[k] = x4[first + k * kThreads];
+  for (int k = 0; k < kPerThread; ++k)
+    if (first + k * kThreads < e)
+      u[k] = load_packed<N>(gr + (first + k * kThreads) * N), v[k] = load_packed<N>(xr + (first + k * kThreads) * N);
 #pragma unroll
-    for (int k = 0; k < kTileVec; ++k)
-      if (first + k * kThreads < e4)
-        o4[first + k * kThreads] =
-            make_float4(fmaf(a, u[k].x, fmaf(c1, v[k].x, c2)), fmaf(a, u[k].y, fmaf(c1, v[k].y, c2)),
-                        fmaf(a, u[k].z, fmaf(c1, v[k].z, c2)), fmaf(a, u[k].w, fmaf(c1, v[k].w, c2)));
-  } else {
-    const int64_t first = begin + threadIdx.x;
-    float u[kTileScalar], v[kTileScalar];
-#pragma unroll
-    for (int k = 0; k < kTileScalar; ++k)
-      if (first + k * kThreads < end) u[k] = gr[first + k * kThreads], v[k] = xr[first + k * kThreads];
-#pragma unroll
-    for (int k = 0; k < kTileScalar; ++k)
-      if (first + k * kThreads < end) orow[first + k * kThreads] = fmaf(a, u[k], fmaf(c1, v[k], c2));
-  }
+  for (int k = 0; k < kPerThread; ++k)
+    if (first + k * kThreads < e) store_packed<N>(orow + (first + k * kThreads) * N, dx_of(u[k], v[k], a, c1, c2));
 }
 
 // ---- parameter gradients ----------------------------------------------------------------------
@@ -554,29 +489,27 @@ void group_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
     const unsigned grid = grid_of(ngroups_total, "the forward");
     const int di = static_cast<int>(dch), hwi = static_cast<int>(d.hw), mi = static_cast<int>(m),
               gi = static_cast<int>(d.groups);
-    if (vec)
-      gn_fwd_fused<true><<<grid, kFusedThreads, 0, s>>>(y, mean, rstd, x, gamma, beta, di, hwi, mi, gi, feps);
-    else
-      gn_fwd_fused<false><<<grid, kFusedThreads, 0, s>>>(y, mean, rstd, x, gamma, beta, di, hwi, mi, gi, feps);
+    dispatch_bool(vec, [&](auto v) {
+      MTL_LAUNCH(gn_fwd_fused<decltype(v)::value>, grid, kFusedThreads, 0, s, y, mean, rstd, x, gamma, beta, di, hwi,
+                 mi, gi, feps);
+    });
     MTL_CUDA_LAUNCH_CHECK();
     return;
   }
   float* part = workspace;
   float* ab = workspace + 3 * ngroups_total * p.splits;
   const unsigned stat_grid = grid_of(ngroups_total * p.splits, "the forward statistics");
-  if (vec)
-    gn_fwd_partial<true><<<stat_grid, kThreads, 0, s>>>(part, x, m, p.splits, p.chunk);
-  else
-    gn_fwd_partial<false><<<stat_grid, kThreads, 0, s>>>(part, x, m, p.splits, p.chunk);
+  dispatch_bool(vec, [&](auto v) {
+    MTL_LAUNCH(gn_fwd_partial<decltype(v)::value>, stat_grid, kThreads, 0, s, part, x, m, p.splits, p.chunk);
+  });
   MTL_CUDA_LAUNCH_CHECK();
-  gn_fwd_finalize<<<blocks_for(rows), kThreads, 0, s>>>(mean, rstd, ab, part, x, gamma, beta, rows, d.c, dch, m,
-                                                         p.splits, feps);
+  MTL_LAUNCH(gn_fwd_finalize, blocks_for(rows), kThreads, 0, s, mean, rstd, ab, part, x, gamma, beta, rows, d.c, dch, m,
+             p.splits, feps);
   MTL_CUDA_LAUNCH_CHECK();
   const unsigned row_grid = grid_of(rows * p.tiles, "the forward transform");
-  if (vec)
-    gn_fwd_apply_rows<true><<<row_grid, kThreads, 0, s>>>(y, x, ab, d.hw, p.tiles);
-  else
-    gn_fwd_apply_rows<false><<<row_grid, kThreads, 0, s>>>(y, x, ab, d.hw, p.tiles);
+  dispatch_bool(vec, [&](auto v) {
+    MTL_LAUNCH(gn_fwd_apply_rows<decltype(v)::value>, row_grid, kThreads, 0, s, y, x, ab, d.hw, p.tiles);
+  });
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -593,34 +526,34 @@ void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
     const unsigned grid = grid_of(ngroups_total, "the backward");
     const int di = static_cast<int>(dch), hwi = static_cast<int>(d.hw), mi = static_cast<int>(m),
               gi = static_cast<int>(d.groups), team = fused_team_log2(dch);
-    if (vec)
-      gn_bwd_fused<true><<<grid, kFusedThreads, 0, s>>>(dx, dsdb, dy, x, mean, rstd, gamma, di, hwi, mi, gi, team);
-    else
-      gn_bwd_fused<false><<<grid, kFusedThreads, 0, s>>>(dx, dsdb, dy, x, mean, rstd, gamma, di, hwi, mi, gi, team);
+    dispatch_bool(vec, [&](auto v) {
+      MTL_LAUNCH(gn_bwd_fused<decltype(v)::value>, grid, kFusedThreads, 0, s, dx, dsdb, dy, x, mean, rstd, gamma, di,
+                 hwi, mi, gi, team);
+    });
     MTL_CUDA_LAUNCH_CHECK();
   } else if (ngroups_total > 0) {
     float* part = dsdb + 2 * rows;
     float* coef = part + 2 * rows * p.tiles;
     const unsigned row_grid = grid_of(rows * p.tiles, "the backward sums");
-    if (vec)
-      gn_bwd_row_partials<true><<<row_grid, kThreads, 0, s>>>(part, dy, x, mean, d.hw, dch, p.tiles);
-    else
-      gn_bwd_row_partials<false><<<row_grid, kThreads, 0, s>>>(part, dy, x, mean, d.hw, dch, p.tiles);
+    dispatch_bool(vec, [&](auto v) {
+      MTL_LAUNCH(gn_bwd_row_partials<decltype(v)::value>, row_grid, kThreads, 0, s, part, dy, x, mean, d.hw, dch,
+                 p.tiles);
+    });
     MTL_CUDA_LAUNCH_CHECK();
     const unsigned coef_grid = grid_of((ngroups_total * 32 + kThreads - 1) / kThreads, "the backward coefficients");
-    gn_bwd_group_coeffs<<<coef_grid, kThreads, 0, s>>>(dsdb, coef, part, mean, rstd, gamma, ngroups_total, d.groups,
-                                                        dch, p.tiles, m);
+    MTL_LAUNCH(gn_bwd_group_coeffs, coef_grid, kThreads, 0, s, dsdb, coef, part, mean, rstd, gamma, ngroups_total,
+               d.groups, dch, p.tiles, m);
     MTL_CUDA_LAUNCH_CHECK();
     if (dx) {
-      if (vec)
-        gn_bwd_dx_rows<true><<<row_grid, kThreads, 0, s>>>(dx, dy, x, rstd, coef, gamma, d.hw, d.c, dch, p.tiles);
-      else
-        gn_bwd_dx_rows<false><<<row_grid, kThreads, 0, s>>>(dx, dy, x, rstd, coef, gamma, d.hw, d.c, dch, p.tiles);
+      dispatch_bool(vec, [&](auto v) {
+        MTL_LAUNCH(gn_bwd_dx_rows<decltype(v)::value>, row_grid, kThreads, 0, s, dx, dy, x, rstd, coef, gamma, d.hw,
+                   d.c, dch, p.tiles);
+      });
       MTL_CUDA_LAUNCH_CHECK();
     }
   }
   if (params && d.c > 0) {
-    gn_param_grads<<<blocks_for(d.c), kThreads, 0, s>>>(dgamma, dbeta, dsdb, rstd, d.n, d.c, dch, d.groups);
+    MTL_LAUNCH(gn_param_grads, blocks_for(d.c), kThreads, 0, s, dgamma, dbeta, dsdb, rstd, d.n, d.c, dch, d.groups);
     MTL_CUDA_LAUNCH_CHECK();
   }
 }

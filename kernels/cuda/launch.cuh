@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/cuda_check.h"
 
@@ -18,6 +19,40 @@ inline int blocks_for(int64_t n, int threads = kThreads) {
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Calls f with std::true_type or std::false_type, so that one launch line serves both
+// instantiations of a kernel templated on a bool: dispatch_bool(vec, [&](auto v) {
+// MTL_LAUNCH(kernel<v>, ...); }).
+template <typename F>
+void dispatch_bool(bool b, F&& f) {
+  if (b)
+    f(std::true_type{});
+  else
+    f(std::false_type{});
+}
+
+// Every kernel launch: MTL_LAUNCH(kernel, grid, block, shared_bytes, stream, args...). Under nvcc it
+// is the triple-chevron launch; built by the host compiler, it runs the kernel on the CPU execution
+// layer of the tests (tests/simt), which defines MTL_SIMT_LAUNCH.
+#if defined(__CUDACC__)
+#define MTL_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
+  kernel<<<grid, block, shared_bytes, stream>>>(__VA_ARGS__)
+#else
+#define MTL_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
+  MTL_SIMT_LAUNCH(kernel, grid, block, shared_bytes, stream, __VA_ARGS__)
+#endif
+
+// The block's dynamic shared memory (the launch's shared_bytes) as T*. A host compiler cannot
+// give `extern __shared__ T name[];` its storage, so kernels ask for it here.
+template <typename T>
+__device__ __forceinline__ T* dynamic_shared() {
+#if defined(__CUDACC__)
+  extern __shared__ __align__(16) unsigned char mtl_dynamic_shared[];
+  return reinterpret_cast<T*>(mtl_dynamic_shared);
+#else
+  return static_cast<T*>(mtl_simt_dynamic_shared());
+#endif
+}
 
 // Grid-stride loop over [0, n).
 #define MTL_GRID_LOOP(i, n)                                                              \

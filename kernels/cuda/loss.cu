@@ -250,12 +250,13 @@ void cross_entropy_forward(float* loss, float* per_sample, float* lse, double* s
   if (d.n * chunks > 0) {
     dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(d.n));
     if (vec4_ok(d.hw, logits, lse))
-      ce_forward_kernel<4><<<grid, kThreads, 0, s>>>(lse, partial.as<float>(), bad, logits, labels, class_w, d);
+      MTL_LAUNCH(ce_forward_kernel<4>, grid, kThreads, 0, s, lse, partial.as<float>(), bad, logits, labels, class_w, d);
     else
-      ce_forward_kernel<1><<<grid, kThreads, 0, s>>>(lse, partial.as<float>(), bad, logits, labels, class_w, d);
+      MTL_LAUNCH(ce_forward_kernel<1>, grid, kThreads, 0, s, lse, partial.as<float>(), bad, logits, labels, class_w, d);
     MTL_CUDA_LAUNCH_CHECK();
   }
-  ce_finalize_kernel<<<1, kThreads, 0, s>>>(loss, per_sample, stats, partial.as<float>(), sample_w, d.n, chunks);
+  MTL_LAUNCH(ce_finalize_kernel, 1, kThreads, 0, s, loss, per_sample, stats, partial.as<float>(), sample_w, d.n,
+             chunks);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -267,11 +268,11 @@ void cross_entropy_backward(float* grad, const float* logits, Labels labels, con
   if (d.n * chunks * d.c == 0) return;
   dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(d.n));
   if (vec4_ok(d.hw, logits, grad) && aligned16(lse))
-    ce_backward_kernel<4>
-        <<<grid, kThreads, 0, s>>>(grad, logits, labels, lse, stats, class_w, sample_w, g_loss, g_per_sample, d);
+    MTL_LAUNCH(ce_backward_kernel<4>, grid, kThreads, 0, s, grad, logits, labels, lse, stats, class_w, sample_w, g_loss,
+               g_per_sample, d);
   else
-    ce_backward_kernel<1>
-        <<<grid, kThreads, 0, s>>>(grad, logits, labels, lse, stats, class_w, sample_w, g_loss, g_per_sample, d);
+    MTL_LAUNCH(ce_backward_kernel<1>, grid, kThreads, 0, s, grad, logits, labels, lse, stats, class_w, sample_w, g_loss,
+               g_per_sample, d);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -283,12 +284,13 @@ void depth_loss_forward(float* loss, float* per_sample, double* stats, const flo
   if (p.n * chunks > 0) {
     dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(p.n));
     if (vec4_ok(p.hw, pred, target))
-      depth_forward_kernel<4><<<grid, kThreads, 0, s>>>(partial.as<float>(), pred, target, p);
+      MTL_LAUNCH(depth_forward_kernel<4>, grid, kThreads, 0, s, partial.as<float>(), pred, target, p);
     else
-      depth_forward_kernel<1><<<grid, kThreads, 0, s>>>(partial.as<float>(), pred, target, p);
+      MTL_LAUNCH(depth_forward_kernel<1>, grid, kThreads, 0, s, partial.as<float>(), pred, target, p);
     MTL_CUDA_LAUNCH_CHECK();
   }
-  depth_finalize_kernel<<<1, kThreads, 0, s>>>(loss, per_sample, stats, partial.as<float>(), sample_w, p, chunks);
+  MTL_LAUNCH(depth_finalize_kernel, 1, kThreads, 0, s, loss, per_sample, stats, partial.as<float>(), sample_w, p,
+             chunks);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -300,9 +302,11 @@ void depth_loss_backward(float* grad, const float* pred, const float* target, co
   if (p.n * chunks == 0) return;
   dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(p.n));
   if (vec4_ok(p.hw, pred, target) && aligned16(grad))
-    depth_backward_kernel<4><<<grid, kThreads, 0, s>>>(grad, pred, target, stats, sample_w, g_loss, g_per_sample, p);
+    MTL_LAUNCH(depth_backward_kernel<4>, grid, kThreads, 0, s, grad, pred, target, stats, sample_w, g_loss,
+               g_per_sample, p);
   else
-    depth_backward_kernel<1><<<grid, kThreads, 0, s>>>(grad, pred, target, stats, sample_w, g_loss, g_per_sample, p);
+    MTL_LAUNCH(depth_backward_kernel<1>, grid, kThreads, 0, s, grad, pred, target, stats, sample_w, g_loss,
+               g_per_sample, p);
   MTL_CUDA_LAUNCH_CHECK();
 }
 

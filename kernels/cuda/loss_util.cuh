@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/allocator.h"
+#include "kernels/cuda/packed.cuh"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/labels.h"
 
@@ -18,24 +19,19 @@ __device__ __forceinline__ void record_bad(int64_t* bad, int64_t i) {
   atomicMin(reinterpret_cast<unsigned long long*>(bad), static_cast<unsigned long long>(i));
 }
 
-// V consecutive floats: one 16-byte access for V = 4 (the caller guarantees alignment).
+// V consecutive floats into or out of an array: one 16-byte access for V = 4 (the caller
+// guarantees alignment).
 template <int V>
 __device__ __forceinline__ void load_vec(float (&v)[V], const float* p) {
-  if constexpr (V == 4) {
-    const float4 q = *reinterpret_cast<const float4*>(p);
-    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
-  } else {
-    for (int i = 0; i < V; ++i) v[i] = p[i];
-  }
+  const Packed<V> q = load_packed<V>(p);
+  for (int i = 0; i < V; ++i) v[i] = q.v[i];
 }
 
 template <int V>
 __device__ __forceinline__ void store_vec(float* p, const float (&v)[V]) {
-  if constexpr (V == 4) {
-    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
-  } else {
-    for (int i = 0; i < V; ++i) p[i] = v[i];
-  }
+  Packed<V> q;
+  for (int i = 0; i < V; ++i) q.v[i] = v[i];
+  store_packed<V>(p, q);
 }
 
 // Device memory for partial sums, from the caching allocator, for one launcher call. Everything

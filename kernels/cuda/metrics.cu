@@ -24,7 +24,7 @@ template <bool kFromLogits, int V>
 __global__ void __launch_bounds__(kHistThreads)
     confusion_kernel(unsigned long long* counts, int64_t* bad, const float* __restrict__ logits, Labels pred,
                      Labels target, ConfusionDims d, int64_t chunk, int copies, int words) {
-  extern __shared__ uint32_t hist[];
+  uint32_t* hist = dynamic_shared<uint32_t>();
   for (int i = threadIdx.x; i < copies * words; i += kHistThreads) hist[i] = 0;
   __syncthreads();
   const int64_t c = d.c, hw = d.hw, total = d.n * hw;
@@ -131,8 +131,8 @@ void launch_confusion(int64_t* counts, int64_t* bad, const float* logits, Labels
     MTL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(h.smem)));
   const int64_t blocks = (total + h.chunk - 1) / h.chunk;
   MTL_CHECK(blocks <= 0x7fffffff, "confusion matrix: ", total, " pixels is too many for one launch");
-  kernel<<<static_cast<unsigned>(blocks), kHistThreads, h.smem, s>>>(
-      reinterpret_cast<unsigned long long*>(counts), bad, logits, pred, target, d, h.chunk, h.copies, h.words);
+  MTL_LAUNCH(kernel, static_cast<unsigned>(blocks), kHistThreads, h.smem, s,
+             reinterpret_cast<unsigned long long*>(counts), bad, logits, pred, target, d, h.chunk, h.copies, h.words);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -219,13 +219,13 @@ void depth_metrics_accumulate(double* sums, int64_t* counts, const float* pred, 
   Scratch pcount(static_cast<size_t>(blocks * kNumDepthCounts) * sizeof(unsigned));
   const float lo = static_cast<float>(min_pred);
   if (n % 4 == 0 && aligned16(pred) && aligned16(target))
-    depth_metrics_kernel<4><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(psum.as<float>(), pcount.as<unsigned>(),
-                                                                               pred, target, n, lo);
+    MTL_LAUNCH(depth_metrics_kernel<4>, static_cast<unsigned>(blocks), kThreads, 0, s, psum.as<float>(),
+               pcount.as<unsigned>(), pred, target, n, lo);
   else
-    depth_metrics_kernel<1><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(psum.as<float>(), pcount.as<unsigned>(),
-                                                                               pred, target, n, lo);
+    MTL_LAUNCH(depth_metrics_kernel<1>, static_cast<unsigned>(blocks), kThreads, 0, s, psum.as<float>(),
+               pcount.as<unsigned>(), pred, target, n, lo);
   MTL_CUDA_LAUNCH_CHECK();
-  depth_metrics_finalize<<<1, kThreads, 0, s>>>(sums, counts, psum.as<float>(), pcount.as<unsigned>(), blocks);
+  MTL_LAUNCH(depth_metrics_finalize, 1, kThreads, 0, s, sums, counts, psum.as<float>(), pcount.as<unsigned>(), blocks);
   MTL_CUDA_LAUNCH_CHECK();
 }
 

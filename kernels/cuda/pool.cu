@@ -133,28 +133,28 @@ int64_t in_count(const PoolGeom& g) { return g.planes * g.in_h * g.in_w; }
 void max_pool2d(float* y, int32_t* argmax, const float* x, const PoolGeom& g, cudaStream_t s) {
   const int64_t n = out_count(g);
   if (n == 0) return;
-  max_pool_fwd<<<blocks_for(n), kThreads, 0, s>>>(y, argmax, x, g, n);
+  MTL_LAUNCH(max_pool_fwd, blocks_for(n), kThreads, 0, s, y, argmax, x, g, n);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void max_pool2d_backward(float* gx, const float* gy, const int32_t* argmax, const PoolGeom& g, cudaStream_t s) {
   const int64_t n = in_count(g);
   if (n == 0) return;
-  max_pool_bwd<<<blocks_for(n), kThreads, 0, s>>>(gx, gy, argmax, g, n);
+  MTL_LAUNCH(max_pool_bwd, blocks_for(n), kThreads, 0, s, gx, gy, argmax, g, n);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void avg_pool2d(float* y, const float* x, const PoolGeom& g, cudaStream_t s) {
   const int64_t n = out_count(g);
   if (n == 0) return;
-  avg_pool_fwd<<<blocks_for(n), kThreads, 0, s>>>(y, x, g, n);
+  MTL_LAUNCH(avg_pool_fwd, blocks_for(n), kThreads, 0, s, y, x, g, n);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void avg_pool2d_backward(float* gx, const float* gy, const PoolGeom& g, cudaStream_t s) {
   const int64_t n = in_count(g);
   if (n == 0) return;
-  avg_pool_bwd<<<blocks_for(n), kThreads, 0, s>>>(gx, gy, g, n);
+  MTL_LAUNCH(avg_pool_bwd, blocks_for(n), kThreads, 0, s, gx, gy, g, n);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
@@ -165,9 +165,9 @@ void adaptive_avg_pool2d(float* y, const float* x, const PoolGeom& g, cudaStream
     const int64_t hw = g.in_h * g.in_w;
     MTL_CHECK(g.planes <= 0x7fffffff, "adaptive_avg_pool2d: too many planes (", g.planes, ")");
     const bool vec = hw % 4 == 0 && aligned16(x);
-    global_avg_fwd<<<static_cast<unsigned>(g.planes), kThreads, 0, s>>>(y, x, hw, vec);
+    MTL_LAUNCH(global_avg_fwd, static_cast<unsigned>(g.planes), kThreads, 0, s, y, x, hw, vec);
   } else {
-    adaptive_avg_fwd<<<blocks_for(n), kThreads, 0, s>>>(y, x, g, n);
+    MTL_LAUNCH(adaptive_avg_fwd, blocks_for(n), kThreads, 0, s, y, x, g, n);
   }
   MTL_CUDA_LAUNCH_CHECK();
 }
@@ -175,7 +175,7 @@ void adaptive_avg_pool2d(float* y, const float* x, const PoolGeom& g, cudaStream
 void adaptive_avg_pool2d_backward(float* gx, const float* gy, const PoolGeom& g, cudaStream_t s) {
   const int64_t n = in_count(g);
   if (n == 0) return;
-  adaptive_avg_bwd<<<blocks_for(n), kThreads, 0, s>>>(gx, gy, g, n);
+  MTL_LAUNCH(adaptive_avg_bwd, blocks_for(n), kThreads, 0, s, gx, gy, g, n);
   MTL_CUDA_LAUNCH_CHECK();
 }
 

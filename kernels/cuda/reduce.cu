@@ -40,11 +40,11 @@ void sum_mid(float* out, const float* x, int64_t outer, int64_t k, int64_t inner
   if (outer * inner == 0) return;
   MTL_CHECK(outer <= 65535 * 1024, "sum: too many rows (", outer, ")");
   if (inner == 1) {
-    sum_rows<<<static_cast<unsigned>(outer), kThreads, 0, s>>>(out, x, k, static_cast<float>(scale));
+    MTL_LAUNCH(sum_rows, static_cast<unsigned>(outer), kThreads, 0, s, out, x, k, static_cast<float>(scale));
   } else {
     MTL_CHECK(outer <= 65535, "sum: outer extent ", outer, " too large");
     dim3 grid(static_cast<unsigned>((inner + kColX - 1) / kColX), static_cast<unsigned>(outer));
-    sum_cols<<<grid, dim3(kColX, kColY), 0, s>>>(out, x, outer, k, inner, static_cast<float>(scale));
+    MTL_LAUNCH(sum_cols, grid, dim3(kColX, kColY), 0, s, out, x, outer, k, inner, static_cast<float>(scale));
   }
   MTL_CUDA_LAUNCH_CHECK();
 }

@@ -71,32 +71,32 @@ int64_t in_count(const ResizeGeom& g) { return g.planes * g.in_h * g.in_w; }
 void resize_nearest(float* y, const float* x, const ResizeGeom& g, cudaStream_t s) {
   const int64_t n = out_count(g);
   if (n == 0) return;
-  nearest_fwd<<<blocks_for(n), kThreads, 0, s>>>(y, x, g, scale_of<float>(g.in_h, g.out_h),
-                                                 scale_of<float>(g.in_w, g.out_w), n);
+  MTL_LAUNCH(nearest_fwd, blocks_for(n), kThreads, 0, s, y, x, g, scale_of<float>(g.in_h, g.out_h),
+             scale_of<float>(g.in_w, g.out_w), n);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void resize_nearest_backward(float* gx, const float* gy, const ResizeGeom& g, cudaStream_t s) {
   const int64_t n = in_count(g);
   if (n == 0) return;
-  nearest_bwd<<<blocks_for(n), kThreads, 0, s>>>(gx, gy, g, scale_of<float>(g.in_h, g.out_h),
-                                                 scale_of<float>(g.in_w, g.out_w), n);
+  MTL_LAUNCH(nearest_bwd, blocks_for(n), kThreads, 0, s, gx, gy, g, scale_of<float>(g.in_h, g.out_h),
+             scale_of<float>(g.in_w, g.out_w), n);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void resize_bilinear(float* y, const float* x, const ResizeGeom& g, cudaStream_t s) {
   const int64_t n = out_count(g);
   if (n == 0) return;
-  bilinear_fwd<<<blocks_for(n), kThreads, 0, s>>>(y, x, g, scale_of<float>(g.in_h, g.out_h),
-                                                  scale_of<float>(g.in_w, g.out_w), n);
+  MTL_LAUNCH(bilinear_fwd, blocks_for(n), kThreads, 0, s, y, x, g, scale_of<float>(g.in_h, g.out_h),
+             scale_of<float>(g.in_w, g.out_w), n);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void resize_bilinear_backward(float* gx, const float* gy, const ResizeGeom& g, cudaStream_t s) {
   const int64_t n = in_count(g);
   if (n == 0) return;
-  bilinear_bwd<<<blocks_for(n), kThreads, 0, s>>>(gx, gy, g, scale_of<float>(g.in_h, g.out_h),
-                                                  scale_of<float>(g.in_w, g.out_w), n);
+  MTL_LAUNCH(bilinear_bwd, blocks_for(n), kThreads, 0, s, gx, gy, g, scale_of<float>(g.in_h, g.out_h),
+             scale_of<float>(g.in_w, g.out_w), n);
   MTL_CUDA_LAUNCH_CHECK();
 }
 

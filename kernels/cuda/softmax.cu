@@ -41,12 +41,12 @@ __global__ void softmax_bwd(float* gx, const float* gy, const float* y, SoftmaxD
 }  // namespace
 
 void softmax_forward(float* y, const float* x, const SoftmaxDims& d, cudaStream_t s) {
-  softmax_fwd<<<blocks_for(d.outer * d.inner), kThreads, 0, s>>>(y, x, d);
+  MTL_LAUNCH(softmax_fwd, blocks_for(d.outer * d.inner), kThreads, 0, s, y, x, d);
   MTL_CUDA_LAUNCH_CHECK();
 }
 
 void softmax_backward(float* gx, const float* gy, const float* y, const SoftmaxDims& d, cudaStream_t s) {
-  softmax_bwd<<<blocks_for(d.outer * d.inner), kThreads, 0, s>>>(gx, gy, y, d);
+  MTL_LAUNCH(softmax_bwd, blocks_for(d.outer * d.inner), kThreads, 0, s, gx, gy, y, d);
   MTL_CUDA_LAUNCH_CHECK();
 }
 

@@ -1,6 +1,8 @@
 # Run at build time (cmake -P) after a test executable links: lists its doctest cases, those in
 # TEST_SUITE("cuda") separately, and writes one ctest test per case to CTEST_FILE. CUDA cases get
-# the label `cuda`; every case is SKIPPED when it prints the marker of MTL_REQUIRE_CUDA().
+# the label `cuda`; every case is SKIPPED when it prints the marker of MTL_REQUIRE_CUDA(). With
+# SIMT on (an executable of the CPU execution layer) only the cases of the `cuda` and `simt` suites
+# are registered, labelled `simt`: the CPU cases already run in the plain executable.
 # (doctest's own discovery derives labels from a per-test query that breaks on commas.)
 function(list_cases out)
   execute_process(COMMAND "${EXE}" --list-test-cases ${ARGN} OUTPUT_VARIABLE text RESULT_VARIABLE rc)
@@ -19,19 +21,25 @@ function(list_cases out)
   set(${out} "${names}" PARENT_SCOPE)
 endfunction()
 
-list_cases(cuda_cases --test-suite=cuda)
-list_cases(cpu_cases --test-suite-exclude=cuda)
+if(SIMT)
+  set(kinds simt)
+  list_cases(simt_cases --test-suite=cuda,simt)
+else()
+  set(kinds cpu cuda)
+  list_cases(cuda_cases --test-suite=cuda)
+  list_cases(cpu_cases --test-suite-exclude=cuda)
+endif()
 
 set(script "")
-foreach(kind cpu cuda)
+foreach(kind ${kinds})
   foreach(name IN LISTS ${kind}_cases)
     # doctest filters split on commas and treat * and ? as wildcards: escape all three.
     string(REGEX REPLACE "([,*?\\\\])" "\\\\\\1" filter "${name}")
     set(test "${PREFIX}${name}")
     string(APPEND script "add_test([==[${test}]==] [==[${EXE}]==] [==[--test-case=${filter}]==])\n")
     set(labels "")
-    if(kind STREQUAL "cuda")
-      set(labels "LABELS cuda")
+    if(NOT kind STREQUAL "cpu")
+      set(labels "LABELS ${kind}")
     endif()
     string(APPEND script "set_tests_properties([==[${test}]==] PROPERTIES ${labels} "
                          "SKIP_REGULAR_EXPRESSION [==[\\[mtl-skipped\\]]==] TIMEOUT 900 "
