@@ -306,6 +306,9 @@ TEST_CASE("train.freeze keeps parameters and BatchNorm statistics bit-identical 
   CHECK(last.model.at("encoder_depth.layer2.0.bn1.running_mean").to_f64_vector() !=
         initial.at("encoder_depth.layer2.0.bn1.running_mean").to_f64_vector());
   CHECK(moved > 50);
+  // Gradients still flow through the frozen encoder_depth.layer1 (its norms in evaluation mode) to conv1.
+  CHECK(last.model.at("encoder_depth.conv1.weight").to_f64_vector() !=
+        initial.at("encoder_depth.conv1.weight").to_f64_vector());
   c.train.freeze = {"encoder_rgb.layer9"};
   o.output_dir = (tmp.path / "r2").string();
   CHECK_THROWS_WITH_AS(run_training(c, o), Contains("train.freeze: 'encoder_rgb.layer9' names no module of the model"),
