@@ -250,7 +250,7 @@ TEST_CASE("loads that map too little are errors naming both sides and the closes
                        Error);
 }
 
-TEST_CASE("optim.lr_scale scales updates exactly; train.freeze leaves parameters out") {
+TEST_CASE("optim.lr_scale scales updates exactly and train.freeze leaves parameters out") {
   // Two parameters from zero with equal gradients: the update of the scaled one is exactly a
   // quarter of the other's (a power of two scales AdamW's step without rounding).
   Tensor a = zeros({5}), b = zeros({5}), c = zeros({5});
