@@ -27,7 +27,9 @@ int main(int argc, char** argv) {
   app.add_option("--set", sets, "override a key, e.g. --set optim.lr=0.01 (repeatable)");
   app.add_option("--output", opts.output_dir, "run folder (default runs/<config name>-<time>)");
   app.add_option("--resume", opts.resume_dir, "continue the run in this folder");
-  app.add_option("--init-from", opts.init_from, "initialise weights from a checkpoint (non-strict)");
+  app.add_option("--init-from", opts.init_from,
+                 "initialise weights from a .pth/.pt/.tar/.ckpt or .safetensors file: torchvision ResNet, "
+                 "ESANet encoder or model, mtl weights (docs/pretrained.md)");
   app.add_option("--device", device, "cpu or cuda (overrides runtime.device)");
   app.add_flag("--summary", summary, "print the model's modules and parameter counts, then exit");
   auto* create_opt =

@@ -1,5 +1,6 @@
 #include "models/esanet.h"
 
+#include "core/autograd.h"
 #include "core/generator.h"
 #include "ops/ops.h"
 
@@ -37,7 +38,14 @@ ESANet::ESANet(const ModelConfig& cfg, const BuildOptions& build) : cfg_(cfg) {
         register_module("context_module", std::make_shared<ContextModule>(cfg, build, dec_in, cfg.ch(512), gen));
     dec_in = cfg.ch(512);
   }
-  if (cfg.has_task(Task::semantic)) decoder = register_module("decoder", std::make_shared<Decoder>(cfg, dec_in, cfg.num_classes, true, gen));
+  const int head_classes = cfg.pretrained_classes > 0 ? cfg.pretrained_classes : cfg.num_classes;
+  if (cfg.has_task(Task::semantic))
+    decoder = register_module("decoder", std::make_shared<Decoder>(cfg, dec_in, head_classes, true, gen));
+  if (cfg.pretrained_classes > 0) {
+    nn::Conv2dOptions o;
+    o.in = cfg.pretrained_classes, o.out = cfg.num_classes;
+    class_adapter = register_module("class_adapter", std::make_shared<nn::Conv2d>(o, gen));
+  }
   if (cfg.has_task(Task::depth)) {
     if (cfg.depth_head == DepthHead::light)
       depth_head = register_module("depth_head", std::make_shared<LightDepthHead>(cfg, cfg.ch(128), gen));
@@ -87,12 +95,31 @@ ESANetOutput ESANet::forward(const Tensor& rgb, const Tensor& depth) {
   DecoderOutput sem;
   if (decoder) {
     sem = decoder->forward(ctx, dec_skips, is_training());
-    out.semantic = sem.out;
-    out.side = sem.side;
+    out.semantic = class_adapter ? class_adapter->forward(sem.out) : sem.out;
+    for (Tensor& s : sem.side) out.side.push_back(class_adapter ? class_adapter->forward(s) : s);
   }
   if (depth_decoder) out.depth = ops::sigmoid(depth_decoder->forward(ctx, dec_skips, false).out);
   if (depth_head) out.depth = ops::sigmoid(depth_head->forward(sem.features));
   return out;
+}
+
+void ESANet::init_class_adapter(const std::map<int, std::vector<int>>& map) {
+  MTL_CHECK(class_adapter, "a class map needs model.pretrained_classes (the model has no class adapter)");
+  const int64_t out = class_adapter->weight.size(0), in = class_adapter->weight.size(1);
+  autograd::NoGradGuard ng;
+  Tensor w = class_adapter->weight.detach().to(Device::cpu()).clone(), b = class_adapter->bias.detach().to(Device::cpu()).clone();
+  for (const auto& [n, sources] : map) {
+    MTL_CHECK(n >= 0 && n < out, "class map: class ", n, " is not in [0, ", out, ") (model.num_classes)");
+    for (int64_t p = 0; p < in; ++p) w.set({n, p, 0, 0}, 0.0);
+    for (int p : sources) {
+      MTL_CHECK(p >= 0 && p < in, "class map: class ", n, " draws on pretrained class ", p, ", not in [0, ", in,
+                ") (model.pretrained_classes)");
+      w.set({n, p, 0, 0}, 1.0);
+    }
+    b.set({n}, 0.0);
+  }
+  ops::copy_(class_adapter->weight, ops::to(w, class_adapter->weight.device()));
+  ops::copy_(class_adapter->bias, ops::to(b, class_adapter->bias.device()));
 }
 
 std::vector<std::pair<std::string, int64_t>> ESANet::summary() const {

@@ -4,6 +4,7 @@
 // of that input), the context module, the semantic decoder with deep supervision, and a depth
 // decoder of the same design (or a light head on the semantic decoder) ending in a sigmoid:
 // normalised depth in [0, 1].
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,16 @@ class ESANet : public nn::Module {
   std::shared_ptr<ContextModule> context_module;  // null for context none
   std::shared_ptr<Decoder> decoder, depth_decoder;
   std::shared_ptr<LightDepthHead> depth_head;
+  // With model.pretrained_classes: the 1x1 convolution (bias) from the decoder's pretrained
+  // classes to num_classes, applied to the full-resolution logits and to each side output;
+  // state-dict names class_adapter.weight [num_classes, pretrained_classes, 1, 1] and
+  // class_adapter.bias [num_classes]. Null otherwise.
+  std::shared_ptr<nn::Conv2d> class_adapter;
+
+  // Initialises class_adapter from a class map: new class n is the sum of the pretrained classes
+  // map[n] (weight 1, bias 0); classes the map does not name keep their random initialisation.
+  // Throws mtl::Error for an id out of range or when the model has no adapter.
+  void init_class_adapter(const std::map<int, std::vector<int>>& map);
 
  private:
   ModelConfig cfg_;

@@ -30,6 +30,17 @@ std::vector<ModelConfig::Problem> ModelConfig::problems() const {
         "light puts the depth head on the semantic decoder, which model.tasks [depth] does not build; use decoder");
   if (num_classes < 1 || num_classes > kMaxClasses)
     say("model.num_classes", num_classes, " (expected 1..", kMaxClasses, ")");
+  if (pretrained_classes != 0) {
+    if (pretrained_classes < 1 || pretrained_classes > kMaxClasses)
+      say("model.pretrained_classes", pretrained_classes, " (expected 0 for none, or 1..", kMaxClasses, ")");
+    else if (pretrained_classes == num_classes)
+      say("model.pretrained_classes", pretrained_classes,
+          " equals model.num_classes, so there is nothing to adapt; leave it at 0 to load the head as it is");
+    if (!has_task(Task::semantic))
+      say("model.pretrained_classes", "needs the semantic task, which model.tasks does not include");
+  }
+  if (!(init_min_fraction >= 0 && init_min_fraction <= 1))
+    say("model.init_min_fraction", init_min_fraction, " (expected a fraction in [0, 1])");
   if (!(width > 0 && width <= kMaxWidth)) say("model.width", width, " (expected a multiplier in (0, ", kMaxWidth, "])");
   return out;
 }

@@ -42,6 +42,12 @@ struct ModelConfig {
   // rgbd: both encoders with SE fusion; rgb or depth: that input alone through one encoder named
   // "encoder" (ESANet's ESANetOneModality), the other input unused.
   Modality modality = Modality::rgbd;
+  // When non-zero, the semantic decoder ends in this many classes (a pretrained head kept as it
+  // is) and a learned 1x1 convolution, ESANet::class_adapter, maps them to num_classes.
+  int pretrained_classes = 0;
+  // Read by the trainer's --init-from load, not by the network: the least fraction of the
+  // encoders' tensors a pretrained file must provide, else the load is an error.
+  double init_min_fraction = 0.5;
 
   bool has_task(Task t) const;
   // Channels at width `width`: round(c * width), at least 1.

@@ -79,8 +79,15 @@ void Module::visit(const std::function<void(const std::string&, Module&)>& f, co
 }
 
 void Module::train(bool on) {
-  training_ = on;
+  training_ = on && !frozen_;
   for (auto& [n, c] : children_) c->train(on);
+}
+
+void Module::freeze() {
+  frozen_ = true;
+  training_ = false;
+  for (auto& [n, t] : params_) t->set_requires_grad(false);
+  for (auto& [n, c] : children_) c->freeze();
 }
 
 void Module::to(Device device) {

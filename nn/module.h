@@ -44,9 +44,15 @@ class Module {
   // Calls f(dotted name, module) for this module ("") and every descendant, parents first.
   void visit(const std::function<void(const std::string&, Module&)>& f, const std::string& prefix = "");
 
+  // A frozen module ignores train(true) and stays in evaluation mode.
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
+  // Fixes this module and its descendants for fine-tuning: their parameters stop requiring
+  // gradients, and they run in evaluation mode from now on whatever train() says, so BatchNorm
+  // normalises with its running statistics and never updates them.
+  void freeze();
+  bool is_frozen() const { return frozen_; }
   void to(Device device);
   // Converts floating parameters and buffers (float64 for gradient checks of whole blocks).
   void to(DType dtype);
@@ -79,6 +85,7 @@ class Module {
   std::vector<std::pair<std::string, Tensor*>> params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
+  bool frozen_ = false;
 };
 
 using ModulePtr = std::shared_ptr<Module>;

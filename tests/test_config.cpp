@@ -359,3 +359,37 @@ TEST_CASE("docs/config.md documents every key") {
   // The key table is the generated one, so defaults and descriptions cannot drift from the code.
   CHECK(ss.str().find(config_reference_table()) != std::string::npos);
 }
+
+TEST_CASE("fine-tuning keys: lr_scale, freeze, pretrained classes and their class map") {
+  Config c = parse_config(
+      "model:\n  pretrained_classes: 40\n  init_min_fraction: 0.8\n"
+      "data:\n  class_map_from_pretrained: {0: [0], 3: [1, 2]}\n"
+      "optim:\n  lr_scale: {encoder_rgb: 0.1, encoder_depth.layer1: 0.5}\n"
+      "train:\n  freeze: [decoder.decoder_module_1]\n",
+      "ft.yaml");
+  CHECK(c.model.pretrained_classes == 40);
+  CHECK(c.model.init_min_fraction == 0.8);
+  CHECK(c.data.class_map_from_pretrained == std::map<int, std::vector<int>>{{0, {0}}, {3, {1, 2}}});
+  CHECK(c.optim.lr_scale == std::map<std::string, double>{{"encoder_rgb", 0.1}, {"encoder_depth.layer1", 0.5}});
+  CHECK(c.train.freeze == std::vector<std::string>{"decoder.decoder_module_1"});
+  CHECK(parse_config(to_yaml(c), "again.yaml") == c);
+  CHECK(parse_config("", "x.yaml", {"optim.lr_scale.encoder_rgb=0.1", "train.freeze=[encoder_depth]"}).optim.lr_scale.at(
+            "encoder_rgb") == 0.1);
+  CHECK_THROWS_WITH_AS(parse_config("data:\n  class_map_from_pretrained: {0: [1]}\n", "m.yaml"),
+                       Contains("data.class_map_from_pretrained: needs model.pretrained_classes"), Error);
+  CHECK_THROWS_WITH_AS(parse_config("model:\n  pretrained_classes: 40\ndata:\n  class_map_from_pretrained: {9: [40]}\n", "m.yaml"),
+                       Contains("class 9 is not in [0, 6]"), Error);
+  CHECK_THROWS_WITH_AS(parse_config("model:\n  pretrained_classes: 40\ndata:\n  class_map_from_pretrained: {1: [40]}\n", "m.yaml"),
+                       Contains("pretrained class 40 is not in [0, 39]"), Error);
+  CHECK_THROWS_WITH_AS(parse_config("model:\n  pretrained_classes: 7\n", "m.yaml"),
+                       Contains("model.pretrained_classes: 7 equals model.num_classes"), Error);
+  CHECK_THROWS_WITH_AS(parse_config("model:\n  init_min_fraction: 1.5\n", "m.yaml"), Contains("model.init_min_fraction"), Error);
+  CHECK_THROWS_WITH_AS(parse_config("optim:\n  lr_scale: {encoder_rgb: -1}\n", "m.yaml"),
+                       Contains("optim.lr_scale.encoder_rgb"), Error);
+  CHECK_THROWS_WITH_AS(parse_config("optim:\n  lr_scale: {encoder..rgb: 1}\n", "m.yaml"), Contains("is not a module prefix"),
+                       Error);
+  CHECK_THROWS_WITH_AS(parse_config("train:\n  freeze: [encoder_rgb, encoder_rgb]\n", "m.yaml"), Contains("listed twice"),
+                       Error);
+  CHECK_THROWS_WITH_AS(parse_config("train:\n  freeze: [encoder_rgb]\noptim:\n  lr_scale: {encoder_rgb.layer1: 0.1}\n", "m.yaml"),
+                       Contains("optim.lr_scale.encoder_rgb.layer1: 'encoder_rgb.layer1' is frozen by train.freeze"), Error);
+}

@@ -85,6 +85,9 @@ struct DataConfig {
   // Samples of each source in every training batch (source name, count), in data.sources order;
   // empty: batches drawn from all samples alike.
   std::vector<std::pair<std::string, int>> batch_mix;
+  // With model.pretrained_classes: for each new class id, the pretrained class ids whose logits
+  // it starts as the sum of (the class adapter's initialisation); unlisted classes start random.
+  std::map<int, std::vector<int>> class_map_from_pretrained;
   // The sources to read: `sources`, or one named "default" at `root`.
   std::vector<DataSource> resolved_sources() const;
   bool operator==(const DataConfig&) const = default;
@@ -111,6 +114,9 @@ struct OptimConfig {  // AdamW
   double eps = 1e-8;
   double grad_clip = 0.0;  // max global gradient norm; 0 = off
   int accumulate = 1;      // batches per optimiser step
+  // Learning-rate multipliers by module prefix ("encoder_rgb" covers encoder_rgb.*); the longest
+  // matching prefix wins, other parameters keep 1.
+  std::map<std::string, double> lr_scale;
   bool operator==(const OptimConfig&) const = default;
 };
 
@@ -137,6 +143,8 @@ struct TrainConfig {
   bool flip = true;            // horizontal flip with probability 0.5
   bool drop_last = true;
   bool test_on_interrupt = false;  // evaluate on the test split also after SIGINT/SIGTERM
+  // Module prefixes whose parameters get no update and whose norms stay in evaluation mode.
+  std::vector<std::string> freeze;
   bool operator==(const TrainConfig&) const = default;
 };
 

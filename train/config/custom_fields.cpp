@@ -239,4 +239,95 @@ std::string render_class_weighting(const Config& c) {
   return s + "]";
 }
 
+namespace {
+
+// A module prefix as the model names them: dotted segments, none empty.
+bool valid_prefix(const std::string& s) {
+  if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string::npos) return false;
+  return std::all_of(s.begin(), s.end(), [](unsigned char ch) { return std::isalnum(ch) || ch == '_' || ch == '.'; });
+}
+
+}  // namespace
+
+void read_class_map(const YAML::Node& n, Config& c, Reader& r, const std::string& p) {
+  c.data.class_map_from_pretrained.clear();
+  if (n.IsNull()) return;
+  if (!r.expect_map(n, p)) return;
+  for (const auto& kv : n) {
+    const std::string kp = p + "." + kv.first.Scalar();
+    auto to = r.integer(kv.first, kp, 0, models::kMaxClasses - 1);
+    if (!to) continue;
+    if (!kv.second.IsSequence() || kv.second.size() == 0) {
+      r.error(kv.second, kp, "expected a non-empty " + r.list_word() + " of pretrained class ids, got " +
+                                 r.show(kv.second));
+      continue;
+    }
+    std::vector<int> from;
+    for (size_t i = 0; i < kv.second.size(); ++i) {
+      auto v = r.integer(kv.second[i], kp + "[" + std::to_string(i) + "]", 0, models::kMaxClasses - 1);
+      if (!v) continue;
+      if (std::find(from.begin(), from.end(), *v) != from.end())
+        r.error(kv.second[i], kp, "pretrained class " + std::to_string(*v) + " is listed twice");
+      from.push_back(static_cast<int>(*v));
+    }
+    c.data.class_map_from_pretrained[static_cast<int>(*to)] = from;
+  }
+}
+
+std::string render_class_map(const Config& c) {
+  std::string s = "{";
+  for (const auto& [to, from] : c.data.class_map_from_pretrained) {
+    s += (s.size() > 1 ? ", " : "") + std::to_string(to) + ": [";
+    for (size_t i = 0; i < from.size(); ++i) s += (i ? ", " : "") + std::to_string(from[i]);
+    s += "]";
+  }
+  return s + "}";
+}
+
+void read_lr_scale(const YAML::Node& n, Config& c, Reader& r, const std::string& p) {
+  c.optim.lr_scale.clear();
+  if (n.IsNull()) return;
+  if (!r.expect_map(n, p)) return;
+  for (const auto& kv : n) {
+    const std::string prefix = kv.first.Scalar(), kp = p + "." + prefix;
+    if (!valid_prefix(prefix)) {
+      r.error(kv.first, kp, "'" + prefix + "' is not a module prefix (dotted names, e.g. encoder_rgb or encoder_rgb.layer1)");
+      continue;
+    }
+    if (auto v = r.number(kv.second, kp, 0, false, 1000, false)) c.optim.lr_scale[prefix] = *v;
+  }
+}
+
+std::string render_lr_scale(const Config& c) {
+  std::string s = "{";
+  for (const auto& [prefix, v] : c.optim.lr_scale) s += (s.size() > 1 ? ", " : "") + render_string(prefix) + ": " + render_double(v);
+  return s + "}";
+}
+
+void read_freeze(const YAML::Node& n, Config& c, Reader& r, const std::string& p) {
+  c.train.freeze.clear();
+  if (n.IsNull()) return;
+  if (!r.expect_list(n, p)) return;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const std::string ip = p + "[" + std::to_string(i) + "]";
+    auto v = r.string(n[i], ip);
+    if (!v) continue;
+    if (!valid_prefix(*v)) {
+      r.error(n[i], ip, "'" + *v + "' is not a module prefix (dotted names, e.g. encoder_rgb or encoder_rgb.layer1)");
+      continue;
+    }
+    if (std::find(c.train.freeze.begin(), c.train.freeze.end(), *v) != c.train.freeze.end()) {
+      r.error(n[i], ip, "'" + *v + "' is listed twice");
+      continue;
+    }
+    c.train.freeze.push_back(*v);
+  }
+}
+
+std::string render_freeze(const Config& c) {
+  std::string s = "[";
+  for (size_t i = 0; i < c.train.freeze.size(); ++i) s += (i ? ", " : "") + render_string(c.train.freeze[i]);
+  return s + "]";
+}
+
 }  // namespace mtl::train::schema

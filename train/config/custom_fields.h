@@ -1,7 +1,8 @@
 #pragma once
 // The configuration keys whose values are structured (a size, lists of classes and sources, the
-// batch mix, the label map, the task list, class weighting as a name or a list): their readers and writers, for
-// the schema table. Internal to train/config/.
+// batch mix, the label map, the task list, class weighting as a name or a list, the pretrained
+// class map, learning-rate scales by prefix, frozen prefixes): their readers and writers, for the
+// schema table. Internal to train/config/.
 #include <yaml-cpp/yaml.h>
 
 #include <string>
@@ -26,6 +27,12 @@ std::string render_tasks(const Config& c);
 // A non-empty list of positive scales, each in [0.25, 4].
 void read_scales(const YAML::Node& n, Config& c, Reader& r, const std::string& p);
 std::string render_scales(const Config& c);
+void read_class_map(const YAML::Node& n, Config& c, Reader& r, const std::string& p);
+std::string render_class_map(const Config& c);
+void read_lr_scale(const YAML::Node& n, Config& c, Reader& r, const std::string& p);
+std::string render_lr_scale(const Config& c);
+void read_freeze(const YAML::Node& n, Config& c, Reader& r, const std::string& p);
+std::string render_freeze(const Config& c);
 void read_class_weighting(const YAML::Node& n, Config& c, Reader& r, const std::string& p);
 std::string render_class_weighting(const Config& c);
 

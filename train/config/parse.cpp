@@ -112,6 +112,27 @@ void cross_check(Config& c, Reader& r) {
   }
   // The network's own rules (models::ModelConfig), reported like the schema's.
   for (const models::ModelConfig::Problem& p : c.model.problems()) r.error(p.key, p.message);
+  if (!c.data.class_map_from_pretrained.empty()) {
+    if (c.model.pretrained_classes == 0)
+      r.error("data.class_map_from_pretrained", "needs model.pretrained_classes (the class count of the pretrained head)");
+    for (const auto& [to, from] : c.data.class_map_from_pretrained) {
+      const std::string kp = "data.class_map_from_pretrained." + std::to_string(to);
+      if (to >= c.model.num_classes)
+        r.error(kp, "class " + std::to_string(to) + " is not in [0, " + std::to_string(c.model.num_classes - 1) +
+                        "] (model.num_classes " + std::to_string(c.model.num_classes) + ")");
+      for (int p : from)
+        if (c.model.pretrained_classes > 0 && p >= c.model.pretrained_classes)
+          r.error(kp, "pretrained class " + std::to_string(p) + " is not in [0, " +
+                          std::to_string(c.model.pretrained_classes - 1) + "] (model.pretrained_classes " +
+                          std::to_string(c.model.pretrained_classes) + ")");
+    }
+  }
+  // A scale on a frozen prefix would never apply: say so rather than ignore it.
+  for (const auto& [prefix, scale] : c.optim.lr_scale)
+    for (const std::string& f : c.train.freeze)
+      if (prefix == f || prefix.compare(0, f.size() + 1, f + ".") == 0)
+        r.error("optim.lr_scale." + prefix, "'" + prefix + "' is frozen by train.freeze ('" + f +
+                                                "'), so it gets no updates to scale");
   const bool sem = c.model.has_task(Task::semantic), dep = c.model.has_task(Task::depth);
   if (c.train.monitor == Monitor::miou && !sem)
     r.error("train.monitor", "miou needs the semantic task, which model.tasks does not include "

@@ -47,6 +47,11 @@ void add_data(std::vector<Field>& f) {
                               "What the scan before training does with bad samples (missing or undecodable\n"
                               "files, sizes that disagree, label values out of range): fail (one error\n"
                               "listing all of them) or skip (drop them with a warning that lists them)."));
+  f.push_back({"data.class_map_from_pretrained",
+               "With model.pretrained_classes: how the class adapter starts. For each new class id,\n"
+               "the pretrained class ids it sums, e.g. {0: [0], 3: [1, 2]} (class 3 starts as the\n"
+               "sum of pretrained classes 1 and 2); classes not listed start at random.",
+               read_class_map, render_class_map, nullptr});
 }
 
 // The ranges are models::ModelConfig's own (kMaxClasses, kMaxWidth), so that the two agree.
@@ -79,6 +84,13 @@ void add_model(std::vector<Field>& f) {
       "model.modality", ACC(model.modality),
       "Inputs: rgbd (both encoders, SE fusion), or rgb or depth alone through one encoder\n"
       "(ESANet's single-modality network; the other input is read but unused)."));
+  f.push_back(f_int("model.pretrained_classes", ACC(model.pretrained_classes), 0, models::kMaxClasses,
+                    "Keep a pretrained semantic head of this many classes (40 for NYUv2 weights) and\n"
+                    "add a learned 1x1 convolution from them to num_classes (class_adapter); 0 = none:\n"
+                    "a head whose class count differs is then left at its initialisation."));
+  f.push_back(f_num("model.init_min_fraction", ACC(model.init_min_fraction), 0, false, 1, false,
+                    "--init-from fails unless the file provides at least this fraction of the\n"
+                    "encoders' tensors (a wrong or mismatched file must not train from scratch silently)."));
 }
 
 void add_loss(std::vector<Field>& f) {
@@ -121,6 +133,10 @@ void add_optim_and_schedule(std::vector<Field>& f) {
                     "Clip the global gradient norm to this value; 0 = off."));
   f.push_back(f_int("optim.accumulate", ACC(optim.accumulate), 1, 1024,
                     "Batches whose gradients are summed per optimiser step."));
+  f.push_back({"optim.lr_scale",
+               "Learning-rate multipliers by module prefix, e.g. {encoder_rgb: 0.1, encoder_depth: 0.1}\n"
+               "to fine-tune pretrained encoders gently; the longest matching prefix wins, others get 1.",
+               read_lr_scale, render_lr_scale, nullptr});
   f.push_back(f_enum<SchedulePolicy>("schedule.policy", ACC(schedule.policy),
                                      "Learning rate after warmup: cosine or linear decay to min_lr, or constant."));
   f.push_back(f_int("schedule.warmup_steps", ACC(schedule.warmup_steps), 0, std::numeric_limits<int64_t>::max(),
@@ -162,6 +178,10 @@ void add_train(std::vector<Field>& f) {
   f.push_back(f_bool("train.test_on_interrupt", ACC(train.test_on_interrupt),
                      "After SIGINT/SIGTERM, still evaluate the best checkpoint on the test split (as at the\n"
                      "end of training and after early stopping) before exiting."));
+  f.push_back({"train.freeze",
+               "Module prefixes to freeze, e.g. [encoder_rgb, encoder_depth]: their parameters get no\n"
+               "update and their BatchNorm statistics stay fixed (those norms run in eval mode).",
+               read_freeze, render_freeze, nullptr});
 }
 
 void add_eval_log_runtime(std::vector<Field>& f) {

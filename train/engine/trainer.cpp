@@ -11,6 +11,7 @@
 #include "ops/ops.h"
 #include "train/data/class_weights.h"
 #include "train/data/dataset_stats.h"
+#include "train/run/pretrained.h"
 #include "train/run/run_folder.h"
 #include "train/run/runtime.h"
 
@@ -77,12 +78,12 @@ Trainer::Trainer(Config cfg, TrainOptions opts)
   model_ = std::make_unique<models::ESANet>(cfg_.model, model_build_options(cfg_));
   objective_ = std::make_unique<Objective>(cfg_, weights, device_);
   balancer_ = make_balancer(cfg_.loss, objective_->tasks());
-  if (!opts_.init_from.empty()) {
-    Checkpoint init = load_checkpoint(opts_.init_from);
-    nn::LoadReport rep = model_->load_state_dict(init.model, false, "'" + opts_.init_from + "'");
-    message("initialised from '" + opts_.init_from + "': " + std::to_string(rep.loaded) + " tensors loaded" +
-            (rep.clean() ? "" : ", not loaded:\n" + rep.str()));
-  }
+  // A class map seeds the class adapter; a file that holds an adapter of its own overrides it.
+  if (!cfg_.data.class_map_from_pretrained.empty()) model_->init_class_adapter(cfg_.data.class_map_from_pretrained);
+  if (!opts_.init_from.empty())
+    message(load_pretrained(*model_, read_pretrained(opts_.init_from), cfg_.model.init_min_fraction, opts_.init_from)
+                .summary);
+  freeze_modules(*model_, cfg_.train.freeze);
   model_->to(device_);
   balancer_->to(device_);
   model_->train();
@@ -93,7 +94,8 @@ Trainer::Trainer(Config cfg, TrainOptions opts)
   ao.beta2 = cfg_.optim.betas[1];
   ao.eps = cfg_.optim.eps;
   ao.max_grad_norm = cfg_.optim.grad_clip;
-  optimizer_ = std::make_unique<AdamW>(make_param_groups(parameters_, cfg_.optim.weight_decay), ao);
+  optimizer_ = std::make_unique<AdamW>(
+      make_param_groups(parameters_, cfg_.optim.weight_decay, cfg_.optim.lr_scale, cfg_.train.freeze), ao);
   lr_ = cfg_.optim.lr;
   if (semantic) {
     ops::ConfusionOptions co;

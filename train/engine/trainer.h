@@ -26,7 +26,7 @@ struct TrainOptions {
   std::string config_name = "run";  // names the default run folder: runs/<name>-<time>
   std::string output_dir;           // the run folder; default runs/<config_name>-<YYYYmmdd-HHMMSS>
   std::string resume_dir;           // continue this run (its config.yaml and checkpoints/last)
-  std::string init_from;            // weights loaded non-strictly before training
+  std::string init_from;            // pretrained weights mapped and loaded before training (run/pretrained.h)
   std::optional<Device> device;     // overrides runtime.device
   bool quiet = false;               // no console lines (tests)
   // For tests: stop as if interrupted once this many optimiser steps have been taken.

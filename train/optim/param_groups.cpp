@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 #include <string_view>
+
+#include "core/error.h"
 
 namespace mtl::train {
 
@@ -45,6 +48,52 @@ std::vector<ParamGroup> make_param_groups(const std::vector<std::pair<std::strin
   std::vector<ParamGroup> out;
   if (!decay.params.empty()) out.push_back(std::move(decay));
   if (!no_decay.params.empty()) out.push_back(std::move(no_decay));
+  return out;
+}
+
+bool under_prefix(const std::string& name, const std::string& prefix) {
+  return name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 && name[prefix.size()] == '.';
+}
+
+namespace {
+
+void check_covers(const std::vector<std::pair<std::string, Tensor>>& named, const std::string& prefix,
+                  const std::string& key) {
+  for (const auto& [name, t] : named)
+    if (under_prefix(name, prefix)) return;
+  std::set<std::string> top;
+  for (const auto& [name, t] : named) top.insert(name.substr(0, name.find('.')));
+  std::string list;
+  for (const std::string& m : top) list += (list.empty() ? "" : ", ") + m;
+  throw Error(key + ": '" + prefix + "' matches no parameter of the model (its modules: " + list + ")");
+}
+
+}  // namespace
+
+std::vector<ParamGroup> make_param_groups(const std::vector<std::pair<std::string, Tensor>>& named,
+                                          double weight_decay, const std::map<std::string, double>& lr_scale,
+                                          const std::vector<std::string>& frozen) {
+  for (const std::string& f : frozen) check_covers(named, f, "train.freeze");
+  for (const auto& [prefix, scale] : lr_scale) check_covers(named, prefix, "optim.lr_scale." + prefix);
+  std::vector<std::pair<std::string, Tensor>> trained;
+  for (const auto& p : named)
+    if (std::none_of(frozen.begin(), frozen.end(), [&](const std::string& f) { return under_prefix(p.first, f); }))
+      trained.push_back(p);
+  std::vector<ParamGroup> out;
+  for (ParamGroup& g : make_param_groups(trained, weight_decay)) {
+    // Groups by the longest prefix that covers each parameter; "" for none (scale 1).
+    std::map<std::string, ParamGroup> by_prefix;
+    for (auto& [name, t] : g.params) {
+      std::string best;
+      for (const auto& [prefix, scale] : lr_scale)
+        if (under_prefix(name, prefix) && prefix.size() > best.size()) best = prefix;
+      ParamGroup& sub = by_prefix[best];
+      if (sub.name.empty())
+        sub = {best.empty() ? g.name : g.name + "/" + best, {}, g.weight_decay, best.empty() ? 1.0 : lr_scale.at(best)};
+      sub.params.emplace_back(name, t);
+    }
+    for (auto& [prefix, sub] : by_prefix) out.push_back(std::move(sub));
+  }
   return out;
 }
 
