@@ -23,6 +23,17 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The Python readers some tests check mtl's files with (TensorBoard's own event reader).
+python=${MTL_PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(0)' 2>/dev/null; then
+  echo "setup: error: $python is needed by the tests (set MTL_PYTHON)" >&2
+  exit 1
+fi
+if ! "$python" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt; then
+  echo "setup: error: installing scripts/requirements-test.txt with $python -m pip failed" >&2
+  exit 1
+fi
+
 if [ ! -x /usr/local/cuda/bin/nvcc ] && ! command -v nvcc >/dev/null; then
   echo "setup: error: the CUDA toolkit (nvcc) was not found in /usr/local/cuda or on PATH" >&2
   exit 1

@@ -163,6 +163,32 @@ TEST_CASE("output shapes for the configurations") {
   CHECK(appm.forward(test::randn({1, 3, 128, 192}), test::randn({1, 1, 128, 192})).semantic.shape() == Shape{1, 7, 128, 192});
 }
 
+TEST_CASE("model.modality rgb or depth: one encoder of that input, no fusion") {
+  Tensor rgb = test::randn({2, 3, 64, 96}), depth = test::randn({2, 1, 64, 96});
+  for (models::Modality m : {models::Modality::rgb, models::Modality::depth}) {
+    CAPTURE(to_string(m));
+    ModelConfig c = narrow();
+    c.modality = m;
+    models::ESANet net(c, kBuild);
+    REQUIRE(net.encoder);
+    CHECK_FALSE(net.encoder_rgb);
+    CHECK_FALSE(net.se_layer[0]);
+    const auto sd = net.state_dict();
+    CHECK(sd.at("encoder.conv1.weight").shape() == Shape{4, m == models::Modality::rgb ? 3 : 1, 7, 7});
+    CHECK(sd.count("skip_layer1.0.conv.weight"));
+    for (const auto& [k, t] : sd) CHECK_MESSAGE(k.rfind("se_layer", 0) != 0, k);
+    // The other input is not read: undefined works, and a different one changes nothing.
+    const bool use_rgb = m == models::Modality::rgb;
+    const auto a = net.forward(use_rgb ? rgb : Tensor(), use_rgb ? Tensor() : depth);
+    const auto b = net.forward(use_rgb ? rgb : test::randn({2, 3, 64, 96}), use_rgb ? test::randn({2, 1, 64, 96}) : depth);
+    CHECK(a.semantic.shape() == Shape{2, 7, 64, 96});
+    CHECK(a.depth.shape() == Shape{2, 1, 64, 96});
+    CHECK_CLOSE(a.semantic, b.semantic, 0, 0);
+    // Fewer parameters than the two-branch network, by one encoder and the fusion layers.
+    CHECK(net.num_parameters() < models::ESANet(narrow(), kBuild).num_parameters());
+  }
+}
+
 TEST_CASE("bad inputs and configurations are reported clearly") {
   models::ESANet m(narrow(), kBuild);
   CHECK_THROWS_WITH_AS(m.forward(zeros({1, 3, 60, 96}), zeros({1, 1, 60, 96})), doctest::Contains("multiple of 32"), Error);

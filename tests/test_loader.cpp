@@ -210,6 +210,46 @@ TEST_CASE("drop_last, too few samples, errors in order, shutdown mid-epoch") {
   }
 }
 
+TEST_CASE("data.batch_mix puts each source's share in every batch") {
+  test::TempDir dir("test_loader_mix");
+  const std::string real = (dir.path / "real").string(), syn = (dir.path / "synthetic").string();
+  make_dataset(real, 7, 5);
+  make_dataset(syn, 13, 6);
+  Config c = small_config(real);
+  c.data.sources = {{"real", real, 1.0}, {"synthetic", syn, 0.5}};
+  c.data.batch_mix = {{"real", 3}, {"synthetic", 1}};
+  const ScanResult scan = scan_split(c.data, "train", true);
+  Loader loader(scan.dataset, merge_stats(scan.stats, 7), LoaderOptions::training(c, Device::cpu()));
+  // The shorter share runs out first: 7 real samples make two batches of 3.
+  CHECK(loader.batches_per_epoch() == 2);
+  for (int64_t epoch = 0; epoch < 4; ++epoch) {
+    std::set<int64_t> seen;
+    std::vector<int64_t> synthetic;
+    for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
+      const Batch batch = loader.make_batch(epoch, b);
+      REQUIRE(batch.size() == 4);
+      const std::vector<double> src = batch.source.to_f64_vector(), w = batch.sample_weight.to_f64_vector();
+      CHECK(src == std::vector<double>{0, 0, 0, 1});
+      CHECK(w == std::vector<double>{1, 1, 1, 0.5});
+      for (int64_t i : batch.indices) CHECK(seen.insert(i).second);  // no sample twice in an epoch
+      synthetic.push_back(batch.indices.back());
+    }
+    // Each source is shuffled on its own: its first share changes from epoch to epoch.
+    CAPTURE(epoch);
+    CHECK(synthetic.size() == 2);
+  }
+  const std::vector<int64_t> o0 = loader.order(0), o1 = loader.order(1);
+  CHECK(o0 != o1);
+  CHECK(o0 == loader.order(0));  // a function of (seed, epoch)
+  // The config reader checks the mix against the sources and the batch size.
+  c.data.batch_mix = {{"real", 3}, {"synthetic", 2}};
+  CHECK_THROWS_WITH_AS(validate(c), Contains("data.batch_mix: sums to 5 samples, but train.batch_size is 4"), Error);
+  c.data.batch_mix = {{"real", 4}};
+  CHECK_THROWS_WITH_AS(validate(c), Contains("gives source 'synthetic' no share"), Error);
+  c.data.batch_mix = {{"real", 3}, {"synthetic", 1}, {"other", 1}};
+  CHECK_THROWS_WITH_AS(validate(c), Contains("data.batch_mix.other: names no source of data.sources"), Error);
+}
+
 TEST_SUITE("cuda") {
   TEST_CASE("CUDA batches hold the same values as host batches") {
     MTL_REQUIRE_CUDA();

@@ -28,6 +28,15 @@ namespace {
 
 Tensor as_f64(const Tensor& t) { return ops::to(t, DType::f64); }
 
+// A CPU predictor over `models` with made-up statistics and TTA `tta` at `scales`.
+Predictor cpu_predictor(const Config& cfg, std::vector<std::shared_ptr<models::ESANet>> models, Tta tta = Tta::none,
+                        std::vector<double> scales = {}) {
+  InferenceOptions io;
+  io.tta = tta;
+  if (!scales.empty()) io.scales = std::move(scales);
+  return Predictor(cfg, test::made_up_stats(3.0, 1.5, 7), std::move(models), Device::cpu(), io);
+}
+
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   std::vector<double> x = a.to_f64_vector(), y = b.to_f64_vector();
   REQUIRE(x.size() == y.size());
@@ -59,9 +68,7 @@ TEST_CASE("flip TTA equals the explicit average of the image and its mirror") {
   autograd::NoGradGuard no_grad;
   const Config cfg = test::tiny_run_config("unused", 64, 64);
   auto m = test::fresh_model(cfg);
-  InferenceOptions io;
-  io.tta = Tta::flip;
-  const Predictor pred(cfg, test::made_up_stats(3.0, 1.5, 7), {m}, Device::cpu(), io);
+  const Predictor pred = cpu_predictor(cfg, {m}, Tta::flip);
   CHECK(pred.passes() == 2);
   const Tensor rgb = test::randn({2, 3, 64, 64}), depth = test::randn({2, 1, 64, 64});
   const NetOutput o = pred.forward(rgb, depth);
@@ -78,11 +85,51 @@ TEST_CASE("flip TTA equals the explicit average of the image and its mirror") {
   CHECK(max_abs_diff(o.depth, a.depth) > 1e-7);
 }
 
+TEST_CASE("multiscale TTA equals the hand average of the scaled predictions") {
+  autograd::NoGradGuard no_grad;
+  const Config cfg = test::tiny_run_config("unused", 64, 64);
+  auto m = test::fresh_model(cfg);
+  const Predictor pred = cpu_predictor(cfg, {m}, Tta::multiscale, {0.5, 1.0, 1.5});
+  CHECK(pred.passes() == 3);
+  const Tensor rgb = test::randn({2, 3, 64, 64}), depth = test::randn({2, 1, 64, 64});
+  const NetOutput o = pred.forward(rgb, depth);
+  REQUIRE(o.probabilities);
+  Tensor sem, dep;
+  for (int64_t side : {32, 64, 96}) {  // 0.5, 1 and 1.5 times 64
+    const Tensor r = side == 64 ? rgb : ops::interpolate_bilinear(rgb, side, side);
+    const Tensor d = side == 64 ? depth : ops::interpolate_nearest(depth, side, side);
+    const models::ESANetOutput out = m->forward(r, d);
+    Tensor p = ops::softmax(out.semantic, 1), q = out.depth;
+    if (side != 64) p = ops::interpolate_bilinear(p, 64, 64), q = ops::interpolate_bilinear(q, 64, 64);
+    sem = sem.defined() ? ops::add(sem, p) : p;
+    dep = dep.defined() ? ops::add(dep, q) : q;
+  }
+  CHECK_CLOSE(o.semantic, ops::mul_scalar(sem, 1.0 / 3), 1e-6, 1e-5);
+  CHECK_CLOSE(o.depth, ops::mul_scalar(dep, 1.0 / 3), 1e-6, 1e-5);
+  // The scaled passes did contribute.
+  CHECK(max_abs_diff(o.semantic, ops::softmax(m->forward(rgb, depth).semantic, 1)) > 1e-6);
+  // multiscale_flip adds each scale's mirror: six passes.
+  CHECK(cpu_predictor(cfg, {m}, Tta::multiscale_flip, {0.5, 1.0, 1.5}).passes() == 6);
+}
+
+TEST_CASE("TTA views: sides rounded to multiples of 32, the plain view first") {
+  const TtaOptions o{Tta::multiscale_flip, {1.25, 0.75, 1.0}};
+  const std::vector<TtaView> v = tta_views(o, 128, 160);
+  REQUIRE(v.size() == 6);
+  CHECK((v[0].height == 128 && v[0].width == 160 && !v[0].flip));  // scale 1 moved first
+  CHECK(v[1].flip);
+  CHECK((v[2].height == 160 && v[2].width == 192));  // 1.25: 160 and 200 -> 192
+  CHECK((v[4].height == 96 && v[4].width == 128));   // 0.75: 96 and 120 -> 128
+  CHECK(tta_views({Tta::none, {}}, 64, 96).size() == 1);
+  CHECK(tta_views({Tta::multiscale, {0.1}}, 64, 64).front().height == 32);  // at least 32
+  CHECK_THROWS_WITH_AS(tta_views({Tta::multiscale, {}}, 64, 64), doctest::Contains("at least one scale"), Error);
+}
+
 TEST_CASE("an ensemble of one model equals the model") {
   autograd::NoGradGuard no_grad;
   const Config cfg = test::tiny_run_config("unused", 64, 64);
   auto m = test::fresh_model(cfg);
-  const Predictor pred(cfg, test::made_up_stats(3.0, 1.5, 7), {m}, Device::cpu());
+  const Predictor pred = cpu_predictor(cfg, {m});
   CHECK(pred.passes() == 1);
   const Tensor rgb = test::randn({2, 3, 64, 64}), depth = test::randn({2, 1, 64, 64});
   const NetOutput o = pred.forward(rgb, depth);
@@ -98,7 +145,7 @@ TEST_CASE("an ensemble of a model with itself equals the model") {
   auto m = test::fresh_model(cfg);
   auto twin = test::fresh_model(cfg, 1);
   twin->load_state_dict(m->state_dict());
-  const Predictor pred(cfg, test::made_up_stats(3.0, 1.5, 7), {m, twin}, Device::cpu());
+  const Predictor pred = cpu_predictor(cfg, {m, twin});
   const Tensor rgb = test::randn({1, 3, 64, 64}), depth = test::randn({1, 1, 64, 64});
   const NetOutput o = pred.forward(rgb, depth);
   const models::ESANetOutput ref = m->forward(rgb, depth);
@@ -112,7 +159,7 @@ TEST_CASE("an ensemble of two models averages their probabilities and depth") {
   autograd::NoGradGuard no_grad;
   const Config cfg = test::tiny_run_config("unused", 64, 64);
   auto m1 = test::fresh_model(cfg), m2 = test::fresh_model(cfg, 11);
-  const Predictor pred(cfg, test::made_up_stats(3.0, 1.5, 7), {m1, m2}, Device::cpu());
+  const Predictor pred = cpu_predictor(cfg, {m1, m2});
   const Tensor rgb = test::randn({2, 3, 64, 64}), depth = test::randn({2, 1, 64, 64});
   const NetOutput o = pred.forward(rgb, depth);
   const models::ESANetOutput a = m1->forward(rgb, depth), b = m2->forward(rgb, depth);

@@ -18,6 +18,7 @@
 #include "tests/support/compare.h"
 #include "tests/support/random.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/training.h"
 #include "train/data/synthetic/datagen.h"
 #include "train/engine/train_job.h"
 #include "train/optim/adamw.h"
@@ -47,51 +48,17 @@ int64_t encoder_tensors(const models::ESANet& m) {
   return n;
 }
 
-const std::string& tiny_data() {
-  static const test::TempDir dir("pretrained_data");
-  static std::string root = [] {
-    DatagenOptions o;
-    o.out = (dir.path / "greenhouse").string();
-    o.train = 16, o.val = 4, o.test = 2;
-    o.size = {64, 64};
-    o.seed = 9;
-    generate_dataset(o);
-    return o.out;
-  }();
-  return root;
-}
-
 Config tiny_config() {
-  Config c;
-  c.data.root = tiny_data();
-  c.model.encoder = models::Encoder::resnet18;
-  c.model.block = models::Block::basic;
-  c.model.width = 0.0625;
-  c.model.depth_head = models::DepthHead::light;
+  Config c = test::tiny_train_config(test::tiny_greenhouse(16, 4, 2, 9));
   c.train.epochs = 2;
-  c.train.batch_size = 4;
-  c.train.input_size = {64, 64};
   c.eval.batch_size = 4;
-  c.optim.lr = 3e-3;
-  c.schedule.warmup_epochs = 0;
-  c.log.every = 1;
   c.log.visuals = 0;
-  c.runtime.device = DeviceChoice::cpu;
-  c.runtime.threads = 1;
   c.runtime.workers = 0;
   c.runtime.seed = 4;
   return c;
 }
 
-std::vector<double> train_losses(const fs::path& run) {
-  std::vector<double> l;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    auto r = nlohmann::json::parse(line);
-    if (r["type"] == "train") l.push_back(r["loss"].get<double>());
-  }
-  return l;
-}
+using test::train_losses;
 
 }  // namespace
 
@@ -133,6 +100,28 @@ TEST_CASE("a torchvision ResNet-18 mapped onto both encoders computes PyTorch's 
       x = enc->forward_layer(i, x);
       CHECK_CLOSE(x, ref.tensors.at(std::string(branch) + "/layer" + std::to_string(i)), 1e-5, 1e-4);
     }
+  }
+}
+
+TEST_CASE("a single-modality network takes the encoder of its input") {
+  const PretrainedWeights w = read_pretrained(fixture("resnet18_tv.pth"));
+  const Tensor rgb_w = load_torch_file(fixture("resnet18_tv.pth")).tensors.at("conv1.weight");
+  for (models::Modality m : {models::Modality::rgb, models::Modality::depth}) {
+    CAPTURE(to_string(m));
+    models::ModelConfig mc = encoder_config(models::Encoder::resnet18, models::Block::basic, 0.0625);
+    mc.modality = m;
+    models::ESANet model(mc, {64, 64, 0});
+    const InitReport r = load_pretrained(model, w, 0.5, "resnet18_tv.pth");
+    CHECK(r.unused == 0);  // the other encoder's copy is not offered
+    const Tensor& conv1 = model.encoder->conv1->weight;
+    if (m == models::Modality::rgb) {
+      CHECK(conv1.to_f64_vector() == rgb_w.to_f64_vector());
+    } else {
+      REQUIRE(conv1.shape() == Shape{4, 1, 7, 7});
+      CHECK_CLOSE(conv1, ops::sum(rgb_w, {1}, true), 1e-6, 1e-6);
+    }
+    CHECK(model.state_dict().at("encoder.layer4.1.bn2.running_var").to_f64_vector() ==
+          load_torch_file(fixture("resnet18_tv.pth")).tensors.at("layer4.1.bn2.running_var").to_f64_vector());
   }
 }
 

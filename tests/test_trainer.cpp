@@ -25,6 +25,7 @@
 #include "train/engine/train_job.h"
 #include "tests/support/random.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/training.h"
 
 using namespace mtl;
 using namespace mtl::train;
@@ -32,66 +33,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// One small data set for the whole file: 24 training and 8 validation frames of 64x64.
-const std::string& tiny_data() {
-  // Kept for the whole process; removed at exit.
-  static const test::TempDir dir("trainer_data");
-  static std::string root = [] {
-    fs::path d = dir.path / "greenhouse";
-    DatagenOptions o;
-    o.out = d.string();
-    o.train = 24, o.val = 8, o.test = 4;
-    o.size = {64, 64};
-    o.seed = 5;
-    generate_dataset(o);
-    return d.string();
-  }();
-  return root;
-}
+Config tiny_config() { return test::tiny_train_config(); }
 
-Config tiny_config() {
-  Config c;
-  c.data.root = tiny_data();
-  c.model.encoder = models::Encoder::resnet18;
-  c.model.block = models::Block::basic;
-  c.model.width = 0.0625;
-  c.model.depth_head = models::DepthHead::light;
-  c.train.epochs = 3;
-  c.train.batch_size = 4;
-  c.train.input_size = {64, 64};
-  c.eval.batch_size = 8;
-  c.optim.lr = 3e-3;
-  c.schedule.warmup_epochs = 0;
-  c.log.every = 1;
-  c.log.visuals = 2;
-  c.runtime.device = DeviceChoice::cpu;
-  c.runtime.threads = 1;
-  c.runtime.workers = 1;
-  c.runtime.seed = 3;
-  return c;
-}
+TrainOptions quiet_opts(const fs::path& out) { return test::quiet_options(out); }
 
-std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(p);
-  std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
-std::vector<double> train_losses(const fs::path& run) {
-  std::vector<double> l;
-  for (auto& r : read_jsonl(run / "metrics.jsonl"))
-    if (r["type"] == "train") l.push_back(r["loss"].get<double>());
-  return l;
-}
-
-TrainOptions quiet_opts(const fs::path& out) {
-  TrainOptions o;
-  o.output_dir = out.string();
-  o.quiet = true;
-  return o;
-}
+using test::read_jsonl;
+using test::train_losses;
 
 }  // namespace
 
@@ -143,6 +90,21 @@ TEST_CASE("a tiny run trains and leaves a complete run folder") {
   Checkpoint best = load_checkpoint((run / "checkpoints/best.safetensors").string());
   CHECK(best.optimizer.empty());
   CHECK_FALSE(best.state.has_value());
+}
+
+TEST_CASE("an RGB-only network trains, is tested, and mtl_eval reads it") {
+  test::TempDir tmp("trainer_rgb");
+  Config c = tiny_config();
+  c.train.epochs = 2;
+  c.model.modality = models::Modality::rgb;
+  const TrainSummary s = run_training(c, quiet_opts(tmp.path / "r"));
+  CHECK(s.steps == 12);
+  const std::vector<double> l = train_losses(tmp.path / "r");
+  CHECK(l.back() < l.front());
+  const Checkpoint best = load_checkpoint(s.best_checkpoint);
+  CHECK(best.model.count("encoder.conv1.weight"));
+  CHECK_FALSE(best.model.count("encoder_depth.conv1.weight"));
+  CHECK(fs::exists(tmp.path / "r/test_metrics.json"));
 }
 
 TEST_CASE("checkpoints round-trip the model the optimizer the balancer and the loop state") {
@@ -383,4 +345,26 @@ TEST_CASE("mtl_train exit codes and one-line errors") {
   std::ifstream o(d / "out.txt");
   std::string out((std::istreambuf_iterator<char>(o)), {});
   CHECK(out.find("total parameters: ") != std::string::npos);
+
+  // --config FILE as well as the positional form, not both.
+  auto [rc6, err6] = run("--config " + (d / "default.yaml").string() + " --summary");
+  CHECK(rc6 == 0);
+  auto [rc7, err7] = run((d / "default.yaml").string() + " --config " + (d / "default.yaml").string());
+  CHECK(rc7 == 2);
+  CHECK(err7.find("give the configuration once") != std::string::npos);
+  // A JSON file is read whatever its name says, with a warning.
+  std::ofstream(d / "as_json.yaml") << "{\"train\": {\"epochs\": 4},\n\t\"model\": {\"width\": 0.5}}";
+  auto [rc8, err8] = run((d / "as_json.yaml").string() + " --summary");
+  CHECK(rc8 == 0);
+  CHECK(err8.find("warning: reading '") == 0);
+  CHECK(err8.find("as JSON") != std::string::npos);
+  // --create-default-config without a path writes config.yaml in the working folder, and never
+  // overwrites a file.
+  const std::string in_dir = "cd " + d.string() + " && ";
+  CHECK(std::system((in_dir + MTL_TRAIN_EXE + " --create-default-config > /dev/null").c_str()) == 0);
+  REQUIRE(fs::exists(d / "config.yaml"));
+  CHECK(load_config((d / "config.yaml").string()) == Config{});
+  auto [rc9, err9] = run("--create-default-config " + (d / "config.yaml").string());
+  CHECK(rc9 == 2);
+  CHECK(err9.find("exists; not overwriting it") != std::string::npos);
 }

@@ -202,6 +202,7 @@ void TestHook::after_train(Trainer& t) {
   o.panel_dir = t.run_dir() + "/eval_test";
   o.visuals = t.config().log.visuals;
   o.device = t.device();
+  o.speed.min_seconds = 0.5;  // a speed figure, not a benchmark: no reason to hold up the run
   t.message("testing the best checkpoint on the test split ...");
   EvalReport r;
   try {
