@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
   app.add_option("--visuals", opts.visuals, "write panels of the first N images");
   app.add_option("--json", opts.json_path, "write the metrics as JSON to FILE");
   app.add_option("--device", device, "cpu or cuda (default: the run's runtime.device)");
+  std::string precision;
+  app.add_option("--precision", precision, "fp32 or bf16 (default: the run's runtime.precision)");
   auto* batch_opt =
       app.add_option("--batch", batch, "images per forward pass and the throughput batch (default eval.batch_size)");
   app.add_option("--speed-runs", speed_runs, "timed forward passes per batch size, at least (default 3)");
@@ -68,6 +70,11 @@ int main(int argc, char** argv) {
     opts.speed.min_runs = speed_runs;
     opts.speed.max_runs = std::max(opts.speed.max_runs, speed_runs);
     if (!device.empty()) opts.device = parse_device(device);
+    if (!precision.empty()) {
+      auto p = parse_enum<train::Precision>(precision);
+      MTL_CHECK(p.has_value(), "--precision must be ", enum_choices<train::Precision>(), ", got '", precision, "'");
+      opts.precision = *p;
+    }
     train::load_run_config(opts.run_dir);  // a missing run or a bad configuration is a usage error
   } catch (const std::exception& e) {
     std::cerr << "mtl_eval: error: " << e.what() << "\n";

@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint", opts.checkpoints,
                  "checkpoint file (as given, or in RUN_DIR/checkpoints/); repeat for an ensemble");
   app.add_option("--device", device, "cpu or cuda (default: the run's runtime.device)");
+  std::string precision;
+  app.add_option("--precision", precision, "fp32 or bf16 (default: the run's runtime.precision)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -57,6 +59,11 @@ int main(int argc, char** argv) {
       opts.depth_scale = depth_scale;
     }
     if (!device.empty()) opts.device = parse_device(device);
+    if (!precision.empty()) {
+      auto p = parse_enum<train::Precision>(precision);
+      MTL_CHECK(p.has_value(), "--precision must be ", enum_choices<train::Precision>(), ", got '", precision, "'");
+      opts.precision = *p;
+    }
     train::load_run_config(opts.run_dir);  // a missing run or a bad configuration is a usage error
   } catch (const std::exception& e) {
     std::cerr << "mtl_predict: error: " << e.what() << "\n";

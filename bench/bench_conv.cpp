@@ -68,8 +68,7 @@ void run_cuda_conv(benchmark::State& state, Pass pass, bool tf32) {
   bench::run_cuda(state, 0, [&] {
     switch (pass) {
       case Pass::forward:
-        return kernels::cuda::conv2d_forward(h, s.g, p, b.x.data<float>(), b.w.data<float>(), nullptr,
-                                             b.y.data<float>());
+        return kernels::cuda::conv2d_forward(h, s.g, p, b.x.data<float>(), b.w.data<float>(), b.y.data<float>());
       case Pass::input:
         return kernels::cuda::conv2d_backward_input(h, s.g, p, b.y.data<float>(), b.w.data<float>(),
                                                     b.gx.data<float>());

@@ -2,6 +2,7 @@
 
 #include <unordered_map>
 
+#include "core/bfloat16.h"
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
 #include "core/error.h"
@@ -73,6 +74,11 @@ Tensor accumulate(const Tensor& a, const Tensor& b) {
       double* o = out.data<double>();
       const double* x = b.data<double>();
       for (int64_t i = 0; i < n; ++i) o[i] += x[i];
+    } else if (out.dtype() == DType::bf16) {
+      // As cuBLAS does on the device: the sum in float32, rounded once.
+      bf16* o = out.data<bf16>();
+      const bf16* x = b.data<bf16>();
+      for (int64_t i = 0; i < n; ++i) o[i] = bf16(static_cast<float>(o[i]) + static_cast<float>(x[i]));
     } else {
       MTL_CHECK(false, "gradient accumulation is not supported for ", out.describe());
     }
@@ -86,8 +92,12 @@ Tensor accumulate(const Tensor& a, const Tensor& b) {
                                  out.data<float>(), 1));
   } else if (out.dtype() == DType::f64) {
     double one = 1.0;
-    MTL_CUBLAS_CHECK(cublasDaxpy(cuda::cublas(), static_cast<int>(n), &one, b.data<double>(), 1,
-                                 out.data<double>(), 1));
+    MTL_CUBLAS_CHECK(
+        cublasDaxpy(cuda::cublas(), static_cast<int>(n), &one, b.data<double>(), 1, out.data<double>(), 1));
+  } else if (out.dtype() == DType::bf16) {
+    float one = 1.f;
+    MTL_CUBLAS_CHECK(cublasAxpyEx(cuda::cublas(), static_cast<int>(n), &one, CUDA_R_32F, b.data_ptr(), CUDA_R_16BF, 1,
+                                  out.data_ptr(), CUDA_R_16BF, 1, CUDA_R_32F));
   } else {
     MTL_CHECK(false, "gradient accumulation is not supported for ", out.describe());
   }

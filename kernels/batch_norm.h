@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "core/bfloat16.h"
+
 namespace mtl::kernels {
 
 struct BatchNormShape {
@@ -39,19 +41,24 @@ void batch_norm_backward_input(const BatchNormShape& s, const T* gy, const T* x,
 }  // namespace cpu
 
 namespace cuda {
-// Same contracts, float32. Channel reductions are two-stage (chunk partials, then a fixed-order
-// sum per channel) with no atomics; the running statistics are updated on the device.
-void batch_norm_train_stats(const BatchNormShape& s, const float* x, double eps, double momentum, float* mean,
+// Same contracts: x, y, gy and gx in T (float or bf16), statistics, parameters and sums in float32.
+// Channel reductions are two-stage (chunk partials, then a fixed-order sum per channel) with no
+// atomics; the running statistics are updated on the device.
+template <typename T>
+void batch_norm_train_stats(const BatchNormShape& s, const T* x, double eps, double momentum, float* mean,
                             float* invstd, float* running_mean, float* running_var, cudaStream_t st);
 void batch_norm_eval_stats(int64_t c, const float* running_mean, const float* running_var, double eps, float* mean,
                            float* invstd, cudaStream_t st);
-void batch_norm_apply(const BatchNormShape& s, const float* x, const float* mean, const float* invstd,
-                      const float* weight, const float* bias, float* y, cudaStream_t st);
-void batch_norm_backward_reduce(const BatchNormShape& s, const float* gy, const float* x, const float* mean,
+template <typename T>
+void batch_norm_apply(const BatchNormShape& s, const T* x, const float* mean, const float* invstd, const float* weight,
+                      const float* bias, T* y, cudaStream_t st);
+template <typename T>
+void batch_norm_backward_reduce(const BatchNormShape& s, const T* gy, const T* x, const float* mean,
                                 const float* invstd, float* sum_gy, float* sum_gy_xhat, cudaStream_t st);
-void batch_norm_backward_input(const BatchNormShape& s, const float* gy, const float* x, const float* mean,
-                               const float* invstd, const float* weight, const float* sum_gy,
-                               const float* sum_gy_xhat, bool training, float* gx, cudaStream_t st);
+template <typename T>
+void batch_norm_backward_input(const BatchNormShape& s, const T* gy, const T* x, const float* mean, const float* invstd,
+                               const float* weight, const float* sum_gy, const float* sum_gy_xhat, bool training, T* gx,
+                               cudaStream_t st);
 }  // namespace cuda
 
 }  // namespace mtl::kernels

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "core/bfloat16.h"
+
 namespace mtl::kernels {
 
 struct DropoutRng {
@@ -21,22 +23,29 @@ struct DropoutRng {
 uint32_t dropout_threshold(double p);
 
 namespace cpu {
-template <typename T> void channel_scale(T* y, const T* x, const T* s, int64_t planes, int64_t hw);
+template <typename T>
+void channel_scale(T* y, const T* x, const T* s, int64_t planes, int64_t hw);
 // gx = gy * s[plane]; gs[plane] = sum over the plane of gy * x. Either output may be null.
 template <typename T>
 void channel_scale_backward(T* gx, T* gs, const T* gy, const T* x, const T* s, int64_t planes, int64_t hw);
 // mask[i] = keep(i) for i < n.
 void dropout_mask(uint8_t* mask, int64_t n, DropoutRng rng);
 // Element-wise dropout in one pass: mask[i] = keep(i), y[i] = x[i] * (mask[i] ? scale : 0).
-template <typename T> void dropout(T* y, uint8_t* mask, const T* x, int64_t n, DropoutRng rng, double scale);
+template <typename T>
+void dropout(T* y, uint8_t* mask, const T* x, int64_t n, DropoutRng rng, double scale);
 // y[i] = x[i] * (mask[i / group] ? scale : 0): dropout2d forward (group = hw) and backward.
-template <typename T> void masked_scale(T* y, const T* x, const uint8_t* mask, int64_t n, int64_t group, double scale);
+template <typename T>
+void masked_scale(T* y, const T* x, const uint8_t* mask, int64_t n, int64_t group, double scale);
 }  // namespace cpu
 
 namespace cuda {
-void channel_scale(float* y, const float* x, const float* s, int64_t planes, int64_t hw, cudaStream_t st);
-void channel_scale_backward(float* gx, float* gs, const float* gy, const float* x, const float* s, int64_t planes,
-                            int64_t hw, cudaStream_t st);
+// T: float or bf16 (computed in float, rounded once on store).
+template <typename T>
+void channel_scale(T* y, const T* x, const T* s, int64_t planes, int64_t hw, cudaStream_t st);
+template <typename T>
+void channel_scale_backward(T* gx, T* gs, const T* gy, const T* x, const T* s, int64_t planes, int64_t hw,
+                            cudaStream_t st);
+// Dropout runs in float32 only (ESANet has none).
 void dropout_mask(uint8_t* mask, int64_t n, DropoutRng rng, cudaStream_t st);
 void dropout(float* y, uint8_t* mask, const float* x, int64_t n, DropoutRng rng, double scale, cudaStream_t st);
 void masked_scale(float* y, const float* x, const uint8_t* mask, int64_t n, int64_t group, double scale,

@@ -15,6 +15,8 @@
 #include <optional>
 #include <vector>
 
+#include "core/bfloat16.h"
+
 namespace mtl::kernels {
 
 // Geometry of one convolution; out_h/out_w are derived by the op (PyTorch's formula).
@@ -27,10 +29,17 @@ struct ConvGeometry {
 
 namespace cpu {
 // bias may be null.
-template <typename T> void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y);
-template <typename T> void conv2d_backward_input(const ConvGeometry& g, const T* gy, const T* w, T* gx);
-template <typename T> void conv2d_backward_weight(const ConvGeometry& g, const T* gy, const T* x, T* gw);
-template <typename T> void conv2d_backward_bias(const ConvGeometry& g, const T* gy, T* gb);
+template <typename T>
+void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y);
+template <typename T>
+void conv2d_backward_input(const ConvGeometry& g, const T* gy, const T* w, T* gx);
+template <typename T>
+void conv2d_backward_weight(const ConvGeometry& g, const T* gy, const T* x, T* gw);
+template <typename T>
+void conv2d_backward_bias(const ConvGeometry& g, const T* gy, T* gb);
+// y[n, c, :, :] += bias[c].
+template <typename T>
+void conv2d_bias_add(const ConvGeometry& g, const T* bias, T* y);
 }  // namespace cpu
 
 namespace cuda {
@@ -39,6 +48,7 @@ namespace cuda {
 struct ConvPolicy {
   bool deterministic = false;
   bool allow_tf32 = true;
+  bool bf16 = false;  // bfloat16 data: tensor-op math whatever allow_tf32 says (set by the launchers)
 };
 
 // One algorithm as cuDNN lists it, in cuDNN's order: the heuristics' preference (deterministic
@@ -65,15 +75,20 @@ cudnnMathType_t conv_search_math(ConvPolicy p);
 // PyTorch does. nullopt when no candidate qualifies.
 std::optional<ConvAlgoChoice> pick_conv_algorithm(const std::vector<ConvAlgoCandidate>& candidates, ConvPolicy p,
                                                   size_t max_workspace);
-// The handle must already be bound to the stream the work should run on. bias may be null.
-void conv2d_forward(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* x, const float* w,
-                    const float* bias, float* y);
-void conv2d_backward_input(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* gy, const float* w,
-                           float* gx);
-void conv2d_backward_weight(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* gy, const float* x,
-                            float* gw);
-// gb[c] = sum over n, y, x of gy: one block per channel, fixed summation order.
-void conv2d_backward_bias(const ConvGeometry& g, const float* gy, float* gb, cudaStream_t s);
+// T: float or bf16 (bfloat16 data, float32 accumulation). The handle must already be bound to
+// the stream the work should run on.
+template <typename T>
+void conv2d_forward(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const T* x, const T* w, T* y);
+// y[n, c, :, :] += bias[c] (float32 bias, rounded once into T).
+template <typename T>
+void conv2d_bias_add(const ConvGeometry& g, const float* bias, T* y, cudaStream_t s);
+template <typename T>
+void conv2d_backward_input(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const T* gy, const T* w, T* gx);
+template <typename T>
+void conv2d_backward_weight(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const T* gy, const T* x, T* gw);
+// gb[c] = sum over n, y, x of gy, in float32: one block per channel, fixed summation order.
+template <typename T>
+void conv2d_backward_bias(const ConvGeometry& g, const T* gy, float* gb, cudaStream_t s);
 // Entries in the algorithm cache (for tests and logging).
 int64_t conv_algorithm_cache_size();
 }  // namespace cuda

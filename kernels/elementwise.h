@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "core/bfloat16.h"
 #include "kernels/layout.h"
 
 namespace mtl::kernels {
@@ -21,21 +22,34 @@ struct Scalars {
 };
 
 namespace cpu {
-template <typename T> void binary(BinaryOp op, T* out, const T* a, const T* b, const Layout& l, bool flat);
-template <typename T> void unary(UnaryOp op, T* out, const T* x, int64_t n);
-template <typename T> void pow_scalar(T* out, const T* x, double p, int64_t n);
-template <typename T> void clamp(T* out, const T* x, double lo, double hi, int64_t n);
-template <typename T> void affine(T* out, const T* x, double a, double b, int64_t n);  // a*x + b
-template <typename T> void unary_grad(UnaryGradOp op, T* gx, const T* g, const T* xy, Scalars s, int64_t n);
+template <typename T>
+void binary(BinaryOp op, T* out, const T* a, const T* b, const Layout& l, bool flat);
+template <typename T>
+void unary(UnaryOp op, T* out, const T* x, int64_t n);
+template <typename T>
+void pow_scalar(T* out, const T* x, double p, int64_t n);
+template <typename T>
+void clamp(T* out, const T* x, double lo, double hi, int64_t n);
+template <typename T>
+void affine(T* out, const T* x, double a, double b, int64_t n);  // a*x + b
+template <typename T>
+void unary_grad(UnaryGradOp op, T* gx, const T* g, const T* xy, Scalars s, int64_t n);
 }  // namespace cpu
 
 namespace cuda {
-void binary(BinaryOp op, float* out, const float* a, const float* b, const Layout& l, bool flat, cudaStream_t s);
-void unary(UnaryOp op, float* out, const float* x, int64_t n, cudaStream_t s);
-void pow_scalar(float* out, const float* x, double p, int64_t n, cudaStream_t s);
-void clamp(float* out, const float* x, double lo, double hi, int64_t n, cudaStream_t s);
-void affine(float* out, const float* x, double a, double b, int64_t n, cudaStream_t s);
-void unary_grad(UnaryGradOp op, float* gx, const float* g, const float* xy, Scalars sc, int64_t n, cudaStream_t s);
+// T: float or bf16 (loaded into float, computed in float, rounded once on store).
+template <typename T>
+void binary(BinaryOp op, T* out, const T* a, const T* b, const Layout& l, bool flat, cudaStream_t s);
+template <typename T>
+void unary(UnaryOp op, T* out, const T* x, int64_t n, cudaStream_t s);
+template <typename T>
+void pow_scalar(T* out, const T* x, double p, int64_t n, cudaStream_t s);
+template <typename T>
+void clamp(T* out, const T* x, double lo, double hi, int64_t n, cudaStream_t s);
+template <typename T>
+void affine(T* out, const T* x, double a, double b, int64_t n, cudaStream_t s);
+template <typename T>
+void unary_grad(UnaryGradOp op, T* gx, const T* g, const T* xy, Scalars sc, int64_t n, cudaStream_t s);
 }  // namespace cuda
 
 }  // namespace mtl::kernels

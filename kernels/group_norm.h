@@ -16,12 +16,14 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/bfloat16.h"
+
 namespace mtl::kernels {
 
 struct GroupNormDims {
   int64_t n = 0, c = 0, hw = 0, groups = 1;
-  int64_t group_channels() const { return c / groups; }    // D
-  int64_t group_size() const { return c / groups * hw; }   // M
+  int64_t group_channels() const { return c / groups; }   // D
+  int64_t group_size() const { return c / groups * hw; }  // M
 };
 
 namespace cpu {
@@ -40,9 +42,12 @@ namespace cuda {
 size_t group_norm_forward_workspace(const GroupNormDims& d);
 size_t group_norm_backward_workspace(const GroupNormDims& d);
 
-void group_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma, const float* beta,
+// T: float or bf16 for x, y, dy and dx; statistics, parameters and their gradients are float32.
+template <typename T>
+void group_norm_forward(T* y, float* mean, float* rstd, const T* x, const float* gamma, const float* beta,
                         const GroupNormDims& d, double eps, float* workspace, cudaStream_t s);
-void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* mean,
+template <typename T>
+void group_norm_backward(T* dx, float* dgamma, float* dbeta, const T* dy, const T* x, const float* mean,
                          const float* rstd, const float* gamma, const GroupNormDims& d, float* workspace,
                          cudaStream_t s);
 }  // namespace cuda

@@ -7,13 +7,18 @@
 
 #include <cstdint>
 
+#include "core/bfloat16.h"
+
 namespace mtl::kernels {
 
 namespace cpu {
-template <typename T> void sum_mid(T* out, const T* x, int64_t outer, int64_t k, int64_t inner, double scale);
+template <typename T>
+void sum_mid(T* out, const T* x, int64_t outer, int64_t k, int64_t inner, double scale);
 }
 namespace cuda {
-void sum_mid(float* out, const float* x, int64_t outer, int64_t k, int64_t inner, double scale, cudaStream_t s);
-}
+// T: float or bf16 (summed in float, rounded once).
+template <typename T>
+void sum_mid(T* out, const T* x, int64_t outer, int64_t k, int64_t inner, double scale, cudaStream_t s);
+}  // namespace cuda
 
 }  // namespace mtl::kernels

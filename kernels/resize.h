@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/bfloat16.h"
 #include "kernels/layout.h"
 
 namespace mtl::kernels {
@@ -59,73 +60,91 @@ MTL_HD A scale_of(int64_t in, int64_t out) {
   return static_cast<A>(in) / static_cast<A>(out);
 }
 
+// The index helpers compute in the integer type I of their arguments (int64_t on the CPU; int32_t
+// in CUDA kernels over tensors small enough, see kernels/cuda/launch.cuh).
+
 // 'nearest': src = min(floor(dst * scale), in - 1) with a float scale whatever the data type (as
 // PyTorch's nearest_idx).
-MTL_HD int64_t nearest_src(int64_t dst, float scale, int64_t in) {
-  const int64_t s = static_cast<int64_t>(floorf(mul_rn(static_cast<float>(dst), scale)));
+template <typename I>
+MTL_HD I nearest_src(I dst, float scale, I in) {
+  const I s = static_cast<I>(floorf(mul_rn(static_cast<float>(dst), scale)));
   return s < in - 1 ? s : in - 1;
 }
 
 // First dst in [0, out) with nearest_src(dst) >= v, or out.
-MTL_HD int64_t nearest_first_reading(int64_t v, float scale, int64_t in, int64_t out) {
-  int64_t lo = 0, hi = out;
+template <typename I>
+MTL_HD I nearest_first_reading(I v, float scale, I in, I out) {
+  I lo = 0, hi = out;
   while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    if (nearest_src(mid, scale, in) >= v) hi = mid;
-    else lo = mid + 1;
+    const I mid = lo + (hi - lo) / 2;
+    if (nearest_src(mid, scale, in) >= v)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   return lo;
 }
 
 // 'bilinear', align_corners=false, one axis: output `dst` reads input i0 with weight l0 and i1
 // (i0 + 1, clamped to the last pixel) with weight l1.
-template <typename A>
+template <typename A, typename I = int64_t>
 struct LinearTap {
-  int64_t i0, i1;
+  I i0, i1;
   A l0, l1;
 };
 
-template <typename A>
-MTL_HD LinearTap<A> linear_tap(int64_t dst, A scale, int64_t in) {
+template <typename A, typename I>
+MTL_HD LinearTap<A, I> linear_tap(I dst, A scale, I in) {
   A src = sub_rn(mul_rn(scale, static_cast<A>(dst) + static_cast<A>(0.5)), static_cast<A>(0.5));
   if (src < static_cast<A>(0)) src = static_cast<A>(0);
-  const int64_t i0 = static_cast<int64_t>(src);
+  const I i0 = static_cast<I>(src);
   const A l1 = src - static_cast<A>(i0);
   return {i0, i0 < in - 1 ? i0 + 1 : i0, static_cast<A>(1) - l1, l1};
 }
 
 // First dst in [0, out) with linear_tap(dst).i0 >= v, or out.
-template <typename A>
-MTL_HD int64_t linear_first_reading(int64_t v, A scale, int64_t in, int64_t out) {
-  int64_t lo = 0, hi = out;
+template <typename A, typename I>
+MTL_HD I linear_first_reading(I v, A scale, I in, I out) {
+  I lo = 0, hi = out;
   while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    if (linear_tap(mid, scale, in).i0 >= v) hi = mid;
-    else lo = mid + 1;
+    const I mid = lo + (hi - lo) / 2;
+    if (linear_tap(mid, scale, in).i0 >= v)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   return lo;
 }
 
 // Weight with which output `dst` reads input `i` along one axis (0 when it does not).
-template <typename A>
-MTL_HD A linear_weight(const LinearTap<A>& t, int64_t i) {
+template <typename A, typename I>
+MTL_HD A linear_weight(const LinearTap<A, I>& t, I i) {
   return (t.i0 == i ? t.l0 : static_cast<A>(0)) + (t.i1 == i ? t.l1 : static_cast<A>(0));
 }
 
 }  // namespace resize_detail
 
 namespace cpu {
-template <typename T> void resize_nearest(T* y, const T* x, const ResizeGeom& g);
-template <typename T> void resize_nearest_backward(T* gx, const T* gy, const ResizeGeom& g);
-template <typename T> void resize_bilinear(T* y, const T* x, const ResizeGeom& g);
-template <typename T> void resize_bilinear_backward(T* gx, const T* gy, const ResizeGeom& g);
+template <typename T>
+void resize_nearest(T* y, const T* x, const ResizeGeom& g);
+template <typename T>
+void resize_nearest_backward(T* gx, const T* gy, const ResizeGeom& g);
+template <typename T>
+void resize_bilinear(T* y, const T* x, const ResizeGeom& g);
+template <typename T>
+void resize_bilinear_backward(T* gx, const T* gy, const ResizeGeom& g);
 }  // namespace cpu
 
 namespace cuda {
-void resize_nearest(float* y, const float* x, const ResizeGeom& g, cudaStream_t s);
-void resize_nearest_backward(float* gx, const float* gy, const ResizeGeom& g, cudaStream_t s);
-void resize_bilinear(float* y, const float* x, const ResizeGeom& g, cudaStream_t s);
-void resize_bilinear_backward(float* gx, const float* gy, const ResizeGeom& g, cudaStream_t s);
+// T: float or bf16 (computed in float, rounded once on store).
+template <typename T>
+void resize_nearest(T* y, const T* x, const ResizeGeom& g, cudaStream_t s);
+template <typename T>
+void resize_nearest_backward(T* gx, const T* gy, const ResizeGeom& g, cudaStream_t s);
+template <typename T>
+void resize_bilinear(T* y, const T* x, const ResizeGeom& g, cudaStream_t s);
+template <typename T>
+void resize_bilinear_backward(T* gx, const T* gy, const ResizeGeom& g, cudaStream_t s);
 }  // namespace cuda
 
 }  // namespace mtl::kernels

@@ -54,7 +54,18 @@ ESANet::ESANet(const ModelConfig& cfg, const BuildOptions& build) : cfg_(cfg) {
   }
 }
 
-ESANetOutput ESANet::forward(const Tensor& rgb, const Tensor& depth) {
+void ESANet::set_compute_dtype(DType d) {
+  MTL_CHECK(d == DType::f32 || d == DType::bf16, "ESANet: compute dtype must be F32 or BF16, got ", dtype_name(d));
+  compute_dtype_ = d;
+}
+
+ESANetOutput ESANet::forward(const Tensor& rgb_in, const Tensor& depth_in) {
+  // Mixed precision starts at the inputs and ends at the outputs; the layers follow their input's
+  // dtype. In full precision the model computes in its inputs' dtype (float64 in the reference tests).
+  const bool mixed = compute_dtype_ == DType::bf16;
+  auto compute = [&](const Tensor& t) { return mixed && t.defined() ? ops::to(t, DType::bf16) : t; };
+  const Tensor rgb = compute(rgb_in), depth = compute(depth_in);
+  auto f32 = [&](const Tensor& t) { return mixed ? ops::to(t, DType::f32) : t; };
   const bool use_rgb = cfg_.modality != Modality::depth, use_depth = cfg_.modality != Modality::rgb;
   if (use_rgb)
     MTL_CHECK(rgb.defined() && rgb.dim() == 4 && rgb.size(1) == 3, "ESANet: rgb input ",
@@ -95,11 +106,11 @@ ESANetOutput ESANet::forward(const Tensor& rgb, const Tensor& depth) {
   DecoderOutput sem;
   if (decoder) {
     sem = decoder->forward(ctx, dec_skips, is_training());
-    out.semantic = class_adapter ? class_adapter->forward(sem.out) : sem.out;
-    for (Tensor& s : sem.side) out.side.push_back(class_adapter ? class_adapter->forward(s) : s);
+    out.semantic = f32(class_adapter ? class_adapter->forward(sem.out) : sem.out);
+    for (Tensor& s : sem.side) out.side.push_back(f32(class_adapter ? class_adapter->forward(s) : s));
   }
-  if (depth_decoder) out.depth = ops::sigmoid(depth_decoder->forward(ctx, dec_skips, false).out);
-  if (depth_head) out.depth = ops::sigmoid(depth_head->forward(sem.features));
+  if (depth_decoder) out.depth = ops::sigmoid(f32(depth_decoder->forward(ctx, dec_skips, false).out));
+  if (depth_head) out.depth = ops::sigmoid(f32(depth_head->forward(sem.features)));
   return out;
 }
 

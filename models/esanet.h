@@ -30,6 +30,13 @@ class ESANet : public nn::Module {
   // only its own input (the other may be undefined).
   ESANetOutput forward(const Tensor& rgb, const Tensor& depth);
   const ModelConfig& config() const { return cfg_; }
+  // The dtype of the activations: F32 (the default) or BF16, mixed precision as autocast's: the
+  // inputs are cast to bfloat16, every layer computes in bfloat16 from float32 master weights
+  // (normalisation statistics and parameters stay float32), and the outputs (logits, side
+  // outputs, the depth head before its sigmoid) come back as float32 for the losses. Parameters
+  // and checkpoints are float32 either way.
+  void set_compute_dtype(DType d);
+  DType compute_dtype() const { return compute_dtype_; }
   // Top-level modules with their parameter counts, in construction order (for --summary).
   std::vector<std::pair<std::string, int64_t>> summary() const;
 
@@ -53,6 +60,7 @@ class ESANet : public nn::Module {
 
  private:
   ModelConfig cfg_;
+  DType compute_dtype_ = DType::f32;
 };
 
 }  // namespace mtl::models

@@ -6,6 +6,11 @@
 
 namespace mtl::nn {
 
+Tensor compute_weight(const Tensor& weight, const Tensor& x) {
+  if (x.dtype() != DType::bf16 || !weight.defined() || weight.dtype() == DType::bf16) return weight;
+  return ops::to(weight, DType::bf16);
+}
+
 Conv2d::Conv2d(const Conv2dOptions& o, Generator& gen) : o_(o) {
   MTL_CHECK(o.in > 0 && o.out > 0 && o.groups > 0 && o.in % o.groups == 0 && o.out % o.groups == 0,
             "Conv2d: ", o.in, " -> ", o.out, " channels with ", o.groups, " groups is not possible");
@@ -25,7 +30,8 @@ Tensor Conv2d::forward(const Tensor& x) {
   p.pad_h = o_.padding[0], p.pad_w = o_.padding[1];
   p.dil_h = o_.dilation[0], p.dil_w = o_.dilation[1];
   p.groups = o_.groups;
-  return ops::conv2d(x, weight, bias, p);
+  // The bias stays float32: the convolution adds it in float32 (ops::conv2d).
+  return ops::conv2d(x, compute_weight(weight, x), bias, p);
 }
 
 BatchNorm2d::BatchNorm2d(int64_t channels, double eps_, double momentum_) : eps(eps_), momentum(momentum_) {

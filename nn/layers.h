@@ -11,6 +11,11 @@
 
 namespace mtl::nn {
 
+// Mixed precision follows the activations: a layer given bfloat16 input computes in bfloat16 with
+// this copy of a float32 weight (a differentiable cast, so the gradient reaches the float32
+// master weight); for any other input the weight itself.
+Tensor compute_weight(const Tensor& weight, const Tensor& x);
+
 struct Conv2dOptions {
   int64_t in = 0, out = 0;
   std::array<int64_t, 2> kernel{1, 1}, stride{1, 1}, padding{0, 0}, dilation{1, 1};

@@ -9,17 +9,19 @@ namespace mtl::ops {
 
 namespace {
 
-// A per-channel parameter or buffer: undefined, or [C] on x's device and dtype.
+// A per-channel parameter or buffer: undefined, or [C] on x's device in its parameter dtype.
 void check_channel_vector(const Tensor& t, const Tensor& x, const char* arg) {
   if (!t.defined()) return;
-  detail::check_same(x, t, "batch_norm2d");
+  MTL_CHECK(t.device() == x.device() && t.dtype() == detail::param_dtype(x), "batch_norm2d: ", arg, " ", t.describe(),
+            " must be ", dtype_name(detail::param_dtype(x)), " on ", x.device().str(), " for input x ", x.describe());
   MTL_CHECK(t.dim() == 1 && t.size(0) == x.size(1), "batch_norm2d: ", arg, " ", t.describe(), " must have shape [",
             x.size(1), "] (the channels of x ", x.describe(), ")");
 }
 
 void check_buffer(const Tensor& t, const char* arg) {
   if (!t.defined()) return;
-  MTL_CHECK(t.is_contiguous(), "batch_norm2d: ", arg, " ", t.describe(), " must be contiguous (it is updated in place)");
+  MTL_CHECK(t.is_contiguous(), "batch_norm2d: ", arg, " ", t.describe(),
+            " must be contiguous (it is updated in place)");
   MTL_CHECK(!t.requires_grad(), "batch_norm2d: ", arg, " ", t.describe(),
             " requires grad; running statistics are buffers updated in place");
 }
@@ -29,7 +31,7 @@ void check_buffer(const Tensor& t, const char* arg) {
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean, Tensor running_var,
                     bool training, double momentum, double eps) {
   detail::check_defined(x, "batch_norm2d", "x");
-  detail::check_float(x, "batch_norm2d");
+  detail::check_float_or_bf16(x, "batch_norm2d");
   MTL_CHECK(x.dim() == 4, "batch_norm2d: input x must be 4-D [N, C, H, W], got ", x.describe());
   check_channel_vector(weight, x, "weight");
   check_channel_vector(bias, x, "bias");
@@ -53,69 +55,77 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
   Tensor bs = bias.defined() ? contiguous(bias.detach()) : Tensor();
   // In evaluation the statistics are copied out of the running buffers, so a later training step
   // that updates them in place cannot change this call's backward.
-  Tensor mean = empty({s.c}, x.options()), invstd = empty({s.c}, x.options());
+  const Options popts(detail::param_dtype(x), x.device());
+  Tensor mean = empty({s.c}, popts), invstd = empty({s.c}, popts);
   Tensor out = empty(x.shape(), x.options());
-  if (x.is_cuda()) {
-    cudaStream_t st = cuda::stream();
-    if (training)
-      kernels::cuda::batch_norm_train_stats(s, xs.data<float>(), eps, momentum, mean.data<float>(),
-                                            invstd.data<float>(), detail::data_or_null<float>(running_mean),
-                                            detail::data_or_null<float>(running_var), st);
-    else
-      kernels::cuda::batch_norm_eval_stats(s.c, running_mean.data<float>(), running_var.data<float>(), eps,
-                                           mean.data<float>(), invstd.data<float>(), st);
-    kernels::cuda::batch_norm_apply(s, xs.data<float>(), mean.data<float>(), invstd.data<float>(),
-                                    detail::data_or_null<float>(ws), detail::data_or_null<float>(bs), out.data<float>(), st);
-  } else {
-    detail::dispatch_cpu_float(x, "batch_norm2d", [&](auto t) {
-      using T = decltype(t);
-      if (training)
-        kernels::cpu::batch_norm_train_stats<T>(s, xs.data<T>(), eps, momentum, mean.data<T>(), invstd.data<T>(),
-                                                detail::data_or_null<T>(running_mean), detail::data_or_null<T>(running_var));
-      else
-        kernels::cpu::batch_norm_eval_stats<T>(s.c, running_mean.data<T>(), running_var.data<T>(), eps,
-                                               mean.data<T>(), invstd.data<T>());
-      kernels::cpu::batch_norm_apply<T>(s, xs.data<T>(), mean.data<T>(), invstd.data<T>(), detail::data_or_null<T>(ws),
-                                        detail::data_or_null<T>(bs), out.data<T>());
-    });
-  }
+  Tensor rm = running_mean, rv = running_var;
+  detail::run_kernel(
+      "batch_norm2d", {&xs}, {&out},
+      [&](auto t) {
+        using T = decltype(t);
+        cudaStream_t st = cuda::stream();
+        if (training)
+          kernels::cuda::batch_norm_train_stats<T>(s, xs.data<T>(), eps, momentum, mean.data<float>(),
+                                                   invstd.data<float>(), detail::data_or_null<float>(rm),
+                                                   detail::data_or_null<float>(rv), st);
+        else
+          kernels::cuda::batch_norm_eval_stats(s.c, rm.data<float>(), rv.data<float>(), eps, mean.data<float>(),
+                                               invstd.data<float>(), st);
+        kernels::cuda::batch_norm_apply<T>(s, xs.data<T>(), mean.data<float>(), invstd.data<float>(),
+                                           detail::data_or_null<float>(ws), detail::data_or_null<float>(bs),
+                                           out.data<T>(), st);
+      },
+      [&](auto t) {
+        using T = decltype(t);
+        if (training)
+          kernels::cpu::batch_norm_train_stats<T>(s, xs.data<T>(), eps, momentum, mean.data<T>(), invstd.data<T>(),
+                                                  detail::data_or_null<T>(rm), detail::data_or_null<T>(rv));
+        else
+          kernels::cpu::batch_norm_eval_stats<T>(s.c, rm.data<T>(), rv.data<T>(), eps, mean.data<T>(),
+                                                 invstd.data<T>());
+        kernels::cpu::batch_norm_apply<T>(s, xs.data<T>(), mean.data<T>(), invstd.data<T>(),
+                                          detail::data_or_null<T>(ws), detail::data_or_null<T>(bs), out.data<T>());
+      });
 
   const bool need_x = x.requires_grad();
   const bool need_w = weight.defined() && weight.requires_grad();
   const bool need_b = bias.defined() && bias.requires_grad();
   record("BatchNorm2dBackward", {x, weight, bias}, {out},
          [s, xs, ws, mean, invstd, training, need_x, need_w, need_b](const std::vector<Tensor>& grads) {
-           Tensor gy = contiguous(grads[0]);
-           const Options opts = gy.options();
+           Tensor gy = contiguous(grads[0]), xv = xs;
+           const Options popts = mean.options();
            // Training-mode gx goes through the batch statistics and needs both sums; in
            // evaluation only the parameter gradients do.
            const bool need_sums = need_w || need_b || (need_x && training);
            Tensor sum_gy, sum_gy_xhat, gx;
-           if (need_sums) sum_gy = empty({s.c}, opts), sum_gy_xhat = empty({s.c}, opts);
-           if (need_x) gx = empty(xs.shape(), opts);
-           if (opts.device.is_cuda()) {
-             cudaStream_t st = cuda::stream();
-             if (need_sums)
-               kernels::cuda::batch_norm_backward_reduce(s, gy.data<float>(), xs.data<float>(), mean.data<float>(),
-                                                         invstd.data<float>(), sum_gy.data<float>(),
-                                                         sum_gy_xhat.data<float>(), st);
-             if (need_x)
-               kernels::cuda::batch_norm_backward_input(s, gy.data<float>(), xs.data<float>(), mean.data<float>(),
-                                                        invstd.data<float>(), detail::data_or_null<float>(ws),
-                                                        detail::data_or_null<float>(sum_gy), detail::data_or_null<float>(sum_gy_xhat),
-                                                        training, gx.data<float>(), st);
-           } else {
-             detail::dispatch_cpu_float(gy, "batch_norm2d backward", [&](auto t) {
-               using T = decltype(t);
-               if (need_sums)
-                 kernels::cpu::batch_norm_backward_reduce<T>(s, gy.data<T>(), xs.data<T>(), mean.data<T>(),
-                                                             invstd.data<T>(), sum_gy.data<T>(), sum_gy_xhat.data<T>());
-               if (need_x)
-                 kernels::cpu::batch_norm_backward_input<T>(s, gy.data<T>(), xs.data<T>(), mean.data<T>(),
-                                                            invstd.data<T>(), detail::data_or_null<T>(ws), detail::data_or_null<T>(sum_gy),
-                                                            detail::data_or_null<T>(sum_gy_xhat), training, gx.data<T>());
-             });
-           }
+           if (need_sums) sum_gy = empty({s.c}, popts), sum_gy_xhat = empty({s.c}, popts);
+           if (need_x) gx = empty(xs.shape(), gy.options());
+           detail::run_kernel(
+               "batch_norm2d backward", {&gy, &xv}, {&gx},
+               [&](auto t) {
+                 using T = decltype(t);
+                 cudaStream_t st = cuda::stream();
+                 if (need_sums)
+                   kernels::cuda::batch_norm_backward_reduce<T>(s, gy.data<T>(), xv.data<T>(), mean.data<float>(),
+                                                                invstd.data<float>(), sum_gy.data<float>(),
+                                                                sum_gy_xhat.data<float>(), st);
+                 if (need_x)
+                   kernels::cuda::batch_norm_backward_input<T>(
+                       s, gy.data<T>(), xv.data<T>(), mean.data<float>(), invstd.data<float>(),
+                       detail::data_or_null<float>(ws), detail::data_or_null<float>(sum_gy),
+                       detail::data_or_null<float>(sum_gy_xhat), training, gx.data<T>(), st);
+               },
+               [&](auto t) {
+                 using T = decltype(t);
+                 if (need_sums)
+                   kernels::cpu::batch_norm_backward_reduce<T>(s, gy.data<T>(), xv.data<T>(), mean.data<T>(),
+                                                               invstd.data<T>(), sum_gy.data<T>(),
+                                                               sum_gy_xhat.data<T>());
+                 if (need_x)
+                   kernels::cpu::batch_norm_backward_input<T>(
+                       s, gy.data<T>(), xv.data<T>(), mean.data<T>(), invstd.data<T>(), detail::data_or_null<T>(ws),
+                       detail::data_or_null<T>(sum_gy), detail::data_or_null<T>(sum_gy_xhat), training, gx.data<T>());
+               });
            return std::vector<Tensor>{gx, need_w ? sum_gy_xhat : Tensor(), need_b ? sum_gy : Tensor()};
          });
   return out;

@@ -43,7 +43,7 @@ Tensor channel_scale(const Tensor& x, const Tensor& s) {
   detail::check_defined(x, "channel_scale", "x");
   detail::check_defined(s, "channel_scale", "s");
   detail::check_same(x, s, "channel_scale");
-  detail::check_float(x, "channel_scale");
+  detail::check_float_or_bf16(x, "channel_scale");
   MTL_CHECK(x.dim() == 4, "channel_scale: expected a 4-D NCHW input x, got ", x.describe());
   const int64_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3);
   const bool s_ok = (s.dim() == 2 && s.size(0) == n && s.size(1) == c) ||
@@ -52,34 +52,38 @@ Tensor channel_scale(const Tensor& x, const Tensor& s) {
             ", 1, 1] to match input x ", x.describe());
   Tensor xs = contiguous(x.detach()), ss = contiguous(s.detach());
   Tensor out = empty(x.shape(), x.options());
-  if (x.is_cuda()) {
-    kernels::cuda::channel_scale(out.data<float>(), xs.data<float>(), ss.data<float>(), n * c, hw, cuda::stream());
-  } else {
-    detail::dispatch_cpu_float(x, "channel_scale", [&](auto t) {
-      using T = decltype(t);
-      kernels::cpu::channel_scale<T>(out.data<T>(), xs.data<T>(), ss.data<T>(), n * c, hw);
-    });
-  }
+  detail::run_kernel(
+      "channel_scale", {&xs, &ss}, {&out},
+      [&](auto t) {
+        using T = decltype(t);
+        kernels::cuda::channel_scale<T>(out.data<T>(), xs.data<T>(), ss.data<T>(), n * c, hw, cuda::stream());
+      },
+      [&](auto t) {
+        using T = decltype(t);
+        kernels::cpu::channel_scale<T>(out.data<T>(), xs.data<T>(), ss.data<T>(), n * c, hw);
+      });
   const bool gx_needed = x.requires_grad(), gs_needed = s.requires_grad();
   Tensor saved_x = gs_needed ? xs : Tensor();
   const Shape x_shape = x.shape(), s_shape = s.shape();
   record("ChannelScaleBackward", {x, s}, {out},
          [saved_x, ss, x_shape, s_shape, gx_needed, gs_needed, n, c, hw](const std::vector<Tensor>& grads) {
-           Tensor gy = contiguous(grads[0]);
+           Tensor gy = contiguous(grads[0]), sx = saved_x, sc = ss;
            Tensor gx = gx_needed ? empty(x_shape, gy.options()) : Tensor();
            Tensor gs = gs_needed ? empty(s_shape, gy.options()) : Tensor();
-           if (gy.is_cuda()) {
-             kernels::cuda::channel_scale_backward(detail::data_or_null<float>(gx), detail::data_or_null<float>(gs),
-                                                   gy.data<float>(), detail::data_or_null<float>(saved_x),
-                                                   ss.data<float>(), n * c, hw, cuda::stream());
-           } else {
-             detail::dispatch_cpu_float(gy, "channel_scale backward", [&](auto t) {
-               using T = decltype(t);
-               kernels::cpu::channel_scale_backward<T>(detail::data_or_null<T>(gx), detail::data_or_null<T>(gs),
-                                                       gy.data<T>(), detail::data_or_null<T>(saved_x), ss.data<T>(),
-                                                       n * c, hw);
-             });
-           }
+           detail::run_kernel(
+               "channel_scale backward", {&gy, &sx, &sc}, {&gx, &gs},
+               [&](auto t) {
+                 using T = decltype(t);
+                 kernels::cuda::channel_scale_backward<T>(detail::data_or_null<T>(gx), detail::data_or_null<T>(gs),
+                                                          gy.data<T>(), detail::data_or_null<T>(sx), sc.data<T>(),
+                                                          n * c, hw, cuda::stream());
+               },
+               [&](auto t) {
+                 using T = decltype(t);
+                 kernels::cpu::channel_scale_backward<T>(detail::data_or_null<T>(gx), detail::data_or_null<T>(gs),
+                                                         gy.data<T>(), detail::data_or_null<T>(sx), sc.data<T>(), n * c,
+                                                         hw);
+               });
            return std::vector<Tensor>{gx, gs};
          });
   return out;
@@ -98,8 +102,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   Tensor out = empty(x.shape(), x.options());
   Tensor mask = empty(x.shape(), Options(DType::u8, x.device()));
   if (x.is_cuda()) {
-    kernels::cuda::dropout(out.data<float>(), mask.data<uint8_t>(), src.data<float>(), n, rng, scale,
-                           cuda::stream());
+    kernels::cuda::dropout(out.data<float>(), mask.data<uint8_t>(), src.data<float>(), n, rng, scale, cuda::stream());
   } else {
     detail::dispatch_cpu_float(x, "dropout", [&](auto t) {
       using T = decltype(t);

@@ -13,8 +13,10 @@ kernels::ConvGeometry checked_geometry(const Tensor& x, const Tensor& w, const T
   detail::check_defined(x, "conv2d", "x");
   detail::check_defined(w, "conv2d", "weight");
   detail::check_same(x, w, "conv2d");
-  if (bias.defined()) detail::check_same(x, bias, "conv2d");
-  detail::check_float(x, "conv2d");
+  detail::check_float_or_bf16(x, "conv2d");
+  if (bias.defined())
+    MTL_CHECK(bias.device() == x.device() && bias.dtype() == detail::param_dtype(x), "conv2d: bias ", bias.describe(),
+              " must be ", dtype_name(detail::param_dtype(x)), " on ", x.device().str(), " for input x ", x.describe());
   MTL_CHECK(x.dim() == 4, "conv2d: input x must be 4-D [N, C, H, W], got ", x.describe());
   MTL_CHECK(w.dim() == 4, "conv2d: weight must be 4-D [C_out, C_in / groups, kH, kW], got ", w.describe());
   MTL_CHECK(p.groups >= 1, "conv2d: groups must be at least 1, got ", p.groups);
@@ -41,8 +43,8 @@ kernels::ConvGeometry checked_geometry(const Tensor& x, const Tensor& w, const T
               g.c_out, "] to match weight ", w.describe());
   g.out_h = conv2d_output_size(g.h, g.kh, g.stride_h, g.pad_h, g.dil_h);
   g.out_w = conv2d_output_size(g.w, g.kw, g.stride_w, g.pad_w, g.dil_w);
-  MTL_CHECK(g.out_h >= 1 && g.out_w >= 1, "conv2d: output size ", g.out_h, "x", g.out_w,
-            " is empty: input x ", x.describe(), " padded to ", g.h + 2 * g.pad_h, "x", g.w + 2 * g.pad_w,
+  MTL_CHECK(g.out_h >= 1 && g.out_w >= 1, "conv2d: output size ", g.out_h, "x", g.out_w, " is empty: input x ",
+            x.describe(), " padded to ", g.h + 2 * g.pad_h, "x", g.w + 2 * g.pad_w,
             " is smaller than the dilated kernel ", g.dil_h * (g.kh - 1) + 1, "x", g.dil_w * (g.kw - 1) + 1,
             " of weight ", w.describe());
   return g;
@@ -64,48 +66,66 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv2dP
   Tensor bs = bias.defined() ? contiguous(bias.detach()) : Tensor();
   Tensor out = empty({g.n, g.c_out, g.out_h, g.out_w}, x.options());
   if (out.numel() > 0) {
-    if (x.is_cuda()) {
-      kernels::cuda::conv2d_forward(cuda::cudnn(), g, policy(), xs.data<float>(), ws.data<float>(),
-                                    detail::data_or_null<float>(bs), out.data<float>());
-    } else {
-      detail::dispatch_cpu_float(x, "conv2d", [&](auto t) {
-        using T = decltype(t);
-        kernels::cpu::conv2d_forward<T>(g, xs.data<T>(), ws.data<T>(), detail::data_or_null<T>(bs),
-                                        out.data<T>());
-      });
-    }
+    // The CPU adds a bias of the data's own dtype inside the convolution; elsewhere it is a second
+    // kernel, which for bfloat16 rounds the convolution and the sum each once, as on the GPU.
+    const bool fused_bias = bs.defined() && !x.is_cuda() && x.dtype() == bs.dtype();
+    detail::run_kernel(
+        "conv2d", {&xs, &ws}, {&out},
+        [&](auto t) {
+          using T = decltype(t);
+          kernels::cuda::conv2d_forward<T>(cuda::cudnn(), g, policy(), xs.data<T>(), ws.data<T>(), out.data<T>());
+        },
+        [&](auto t) {
+          using T = decltype(t);
+          kernels::cpu::conv2d_forward<T>(g, xs.data<T>(), ws.data<T>(),
+                                          fused_bias ? detail::data_or_null<T>(bs) : nullptr, out.data<T>());
+        });
+    if (bs.defined() && !fused_bias)
+      detail::run_kernel(
+          "conv2d bias", {&out}, {&out},
+          [&](auto t) {
+            using T = decltype(t);
+            kernels::cuda::conv2d_bias_add<T>(g, bs.data<float>(), out.data<T>(), cuda::stream());
+          },
+          [&](auto t) {
+            using T = decltype(t);
+            kernels::cpu::conv2d_bias_add<T>(g, bs.data<T>(), out.data<T>());
+          });
   }
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   const bool need_b = bias.defined() && bias.requires_grad();
   // Each gradient needs only the other operand: keep what will be used.
   Tensor saved_x = need_w ? xs : Tensor(), saved_w = need_x ? ws : Tensor();
-  const Options opts = x.options();
+  const Options opts = x.options(), bias_opts(detail::param_dtype(x), x.device());
   record("Conv2dBackward", {x, weight, bias}, {out},
-         [g, saved_x, saved_w, need_x, need_w, need_b, opts](const std::vector<Tensor>& grads) {
-           Tensor gy = contiguous(grads[0]);
+         [g, saved_x, saved_w, need_x, need_w, need_b, opts, bias_opts](const std::vector<Tensor>& grads) {
+           Tensor gy = contiguous(grads[0]), sx = saved_x, sw = saved_w;
            Tensor gx, gw, gb;
            const bool empty_batch = gy.numel() == 0;
            if (need_x) gx = empty({g.n, g.c_in, g.h, g.w}, opts);
-           if (need_w) gw = empty_batch ? zeros({g.c_out, g.c_in / g.groups, g.kh, g.kw}, opts)
-                                        : empty({g.c_out, g.c_in / g.groups, g.kh, g.kw}, opts);
-           if (need_b) gb = empty_batch ? zeros({g.c_out}, opts) : empty({g.c_out}, opts);
+           if (need_w)
+             gw = empty_batch ? zeros({g.c_out, g.c_in / g.groups, g.kh, g.kw}, opts)
+                              : empty({g.c_out, g.c_in / g.groups, g.kh, g.kw}, opts);
+           if (need_b) gb = empty_batch ? zeros({g.c_out}, bias_opts) : empty({g.c_out}, bias_opts);
            if (empty_batch) return std::vector<Tensor>{gx, gw, gb};
-           if (opts.device.is_cuda()) {
-             if (need_x)
-               kernels::cuda::conv2d_backward_input(cuda::cudnn(), g, policy(), gy.data<float>(),
-                                                    saved_w.data<float>(), gx.data<float>());
-             if (need_w)
-               kernels::cuda::conv2d_backward_weight(cuda::cudnn(), g, policy(), gy.data<float>(),
-                                                     saved_x.data<float>(), gw.data<float>());
-             if (need_b) kernels::cuda::conv2d_backward_bias(g, gy.data<float>(), gb.data<float>(), cuda::stream());
-           } else {
-             detail::dispatch_cpu_float(gy, "conv2d backward", [&](auto t) {
-               using T = decltype(t);
-               if (need_x) kernels::cpu::conv2d_backward_input<T>(g, gy.data<T>(), saved_w.data<T>(), gx.data<T>());
-               if (need_w) kernels::cpu::conv2d_backward_weight<T>(g, gy.data<T>(), saved_x.data<T>(), gw.data<T>());
-               if (need_b) kernels::cpu::conv2d_backward_bias<T>(g, gy.data<T>(), gb.data<T>());
-             });
-           }
+           detail::run_kernel(
+               "conv2d backward", {&gy, &sx, &sw}, {&gx, &gw},
+               [&](auto t) {
+                 using T = decltype(t);
+                 if (need_x)
+                   kernels::cuda::conv2d_backward_input<T>(cuda::cudnn(), g, policy(), gy.data<T>(), sw.data<T>(),
+                                                           gx.data<T>());
+                 if (need_w)
+                   kernels::cuda::conv2d_backward_weight<T>(cuda::cudnn(), g, policy(), gy.data<T>(), sx.data<T>(),
+                                                            gw.data<T>());
+                 if (need_b) kernels::cuda::conv2d_backward_bias<T>(g, gy.data<T>(), gb.data<float>(), cuda::stream());
+               },
+               [&](auto t) {
+                 using T = decltype(t);
+                 if (need_x) kernels::cpu::conv2d_backward_input<T>(g, gy.data<T>(), sw.data<T>(), gx.data<T>());
+                 if (need_w) kernels::cpu::conv2d_backward_weight<T>(g, gy.data<T>(), sx.data<T>(), gw.data<T>());
+                 if (need_b) kernels::cpu::conv2d_backward_bias<T>(g, gy.data<T>(), gb.data<T>());
+               });
            return std::vector<Tensor>{gx, gw, gb};
          });
   return out;

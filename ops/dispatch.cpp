@@ -1,5 +1,10 @@
 #include "ops/dispatch.h"
 
+#include <algorithm>
+
+#include "kernels/copy.h"
+#include "ops/shape.h"
+
 namespace mtl::ops::detail {
 
 void check_defined(const Tensor& t, const char* op, const char* arg) {
@@ -17,6 +22,44 @@ void check_float(const Tensor& t, const char* op) {
   else
     MTL_CHECK(t.dtype() == DType::f32 || t.dtype() == DType::f64, op, " supports F32 and F64 tensors, got ",
               t.describe());
+}
+
+void check_float_or_bf16(const Tensor& t, const char* op) {
+  if (t.is_cuda())
+    MTL_CHECK(t.dtype() == DType::f32 || t.dtype() == DType::bf16, op, " on CUDA supports F32 and BF16 tensors, got ",
+              t.describe());
+  else
+    MTL_CHECK(t.dtype() == DType::f32 || t.dtype() == DType::f64 || t.dtype() == DType::bf16, op,
+              " supports F32, F64 and BF16 tensors, got ", t.describe());
+}
+
+namespace {
+bool cpu_bf16(const Tensor* t) { return t && t->defined() && !t->is_cuda() && t->dtype() == DType::bf16; }
+}  // namespace
+
+Bf16AsF32::Bf16AsF32(std::initializer_list<Tensor*> inputs, std::initializer_list<Tensor*> outputs) {
+  // Outputs first: one that is also an input (updated in place) keeps its value.
+  for (Tensor* t : outputs)
+    if (cpu_bf16(t)) {
+      const bool read = std::find(inputs.begin(), inputs.end(), t) != inputs.end();
+      outputs_.emplace_back(t, *t);
+      *t = read ? to(t->detach(), DType::f32) : empty(t->shape(), DType::f32);
+    }
+  for (Tensor* t : inputs)
+    if (cpu_bf16(t)) {
+      inputs_.emplace_back(t, *t);
+      *t = to(t->detach(), DType::f32);
+    }
+}
+
+void Bf16AsF32::finish() {
+  for (auto& [var, original] : outputs_) {
+    kernels::cpu::cast(original.data_ptr(), DType::bf16, var->data_ptr(), DType::f32, var->numel());
+    *var = original;
+  }
+  for (auto& [var, original] : inputs_) *var = original;
+  outputs_.clear();
+  inputs_.clear();
 }
 
 kernels::Layout make_layout(const Shape& shape, const std::vector<const Tensor*>& operands) {

@@ -15,12 +15,18 @@ namespace {
 
 const char* binary_name(BinaryOp op) {
   switch (op) {
-    case BinaryOp::add: return "add";
-    case BinaryOp::sub: return "sub";
-    case BinaryOp::mul: return "mul";
-    case BinaryOp::div: return "div";
-    case BinaryOp::maximum: return "maximum";
-    case BinaryOp::minimum: return "minimum";
+    case BinaryOp::add:
+      return "add";
+    case BinaryOp::sub:
+      return "sub";
+    case BinaryOp::mul:
+      return "mul";
+    case BinaryOp::div:
+      return "div";
+    case BinaryOp::maximum:
+      return "maximum";
+    case BinaryOp::minimum:
+      return "minimum";
   }
   return "?";
 }
@@ -30,57 +36,73 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   detail::check_defined(a, name, "a");
   detail::check_defined(b, name, "b");
   detail::check_same(a, b, name);
-  detail::check_float(a, name);
+  detail::check_float_or_bf16(a, name);
   Shape shape = broadcast_shapes(a.shape(), b.shape());
   Tensor out = empty(shape, a.options());
-  const bool flat = a.shape() == shape && b.shape() == shape && a.is_contiguous() && b.is_contiguous();
-  kernels::Layout l = detail::make_layout(shape, {&a, &b});
-  if (a.is_cuda()) {
-    kernels::cuda::binary(op, out.data<float>(), a.data<float>(), b.data<float>(), l, flat, cuda::stream());
-  } else {
-    detail::dispatch_cpu_float(a, name, [&](auto t) {
-      using T = decltype(t);
-      kernels::cpu::binary<T>(op, out.data<T>(), a.data<T>(), b.data<T>(), l, flat);
-    });
-  }
+  Tensor x = a, y = b;
+  // The layout is that of the tensors the kernel reads: float32 copies under CPU bfloat16.
+  kernels::Layout l;
+  bool flat = false;
+  auto plan = [&] {
+    flat = x.shape() == shape && y.shape() == shape && x.is_contiguous() && y.is_contiguous();
+    l = detail::make_layout(shape, {&x, &y});
+  };
+  detail::run_kernel(
+      name, {&x, &y}, {&out},
+      [&](auto t) {
+        using T = decltype(t);
+        plan();
+        kernels::cuda::binary<T>(op, out.data<T>(), x.data<T>(), y.data<T>(), l, flat, cuda::stream());
+      },
+      [&](auto t) {
+        using T = decltype(t);
+        plan();
+        kernels::cpu::binary<T>(op, out.data<T>(), x.data<T>(), y.data<T>(), l, flat);
+      });
   return out;
 }
 
-// out = f(x) for a contiguous copy of x.
-template <typename Launch>
-Tensor unary_forward(const Tensor& x, const char* name, Launch&& launch) {
+// out = f(x) for a contiguous copy of x. `cuda` and `cpu` launch the kernel for the storage type
+// T as (T* out, const T* x, int64_t n).
+template <typename Cuda, typename Cpu>
+Tensor unary_forward(const Tensor& x, const char* name, Cuda&& cuda_kernel, Cpu&& cpu_kernel) {
   detail::check_defined(x, name, "x");
-  detail::check_float(x, name);
+  detail::check_float_or_bf16(x, name);
   Tensor src = contiguous(x.detach());
   Tensor out = empty(x.shape(), x.options());
-  launch(out, src);
+  detail::run_kernel(
+      name, {&src}, {&out},
+      [&](auto t) {
+        using T = decltype(t);
+        cuda_kernel(out.data<T>(), src.data<T>(), x.numel());
+      },
+      [&](auto t) {
+        using T = decltype(t);
+        cpu_kernel(out.data<T>(), src.data<T>(), x.numel());
+      });
   return out;
 }
 
 Tensor unary(UnaryOp op, const Tensor& x, const char* name) {
-  return unary_forward(x, name, [&](Tensor& out, const Tensor& src) {
-    if (x.is_cuda()) {
-      kernels::cuda::unary(op, out.data<float>(), src.data<float>(), x.numel(), cuda::stream());
-    } else {
-      detail::dispatch_cpu_float(x, name, [&](auto t) {
-        using T = decltype(t);
-        kernels::cpu::unary<T>(op, out.data<T>(), src.data<T>(), x.numel());
-      });
-    }
-  });
+  return unary_forward(
+      x, name, [&](auto* o, const auto* in, int64_t n) { kernels::cuda::unary(op, o, in, n, cuda::stream()); },
+      [&](auto* o, const auto* in, int64_t n) { kernels::cpu::unary(op, o, in, n); });
 }
 
 // Gradient of a unary op from the upstream gradient and the saved input or output `v`.
 Tensor unary_grad(UnaryGradOp op, const Tensor& g, const Tensor& v, kernels::Scalars s) {
   Tensor gx = empty(v.shape(), v.options());
-  if (v.is_cuda()) {
-    kernels::cuda::unary_grad(op, gx.data<float>(), g.data<float>(), v.data<float>(), s, v.numel(), cuda::stream());
-  } else {
-    detail::dispatch_cpu_float(v, "backward", [&](auto t) {
-      using T = decltype(t);
-      kernels::cpu::unary_grad<T>(op, gx.data<T>(), g.data<T>(), v.data<T>(), s, v.numel());
-    });
-  }
+  Tensor gc = g, vc = v;
+  detail::run_kernel(
+      "backward", {&vc, &gc}, {&gx},
+      [&](auto t) {
+        using T = decltype(t);
+        kernels::cuda::unary_grad<T>(op, gx.data<T>(), gc.data<T>(), vc.data<T>(), s, v.numel(), cuda::stream());
+      },
+      [&](auto t) {
+        using T = decltype(t);
+        kernels::cpu::unary_grad<T>(op, gx.data<T>(), gc.data<T>(), vc.data<T>(), s, v.numel());
+      });
   return gx;
 }
 
@@ -88,9 +110,8 @@ Tensor unary_grad(UnaryGradOp op, const Tensor& g, const Tensor& v, kernels::Sca
 void record_unary(const char* name, const Tensor& x, const Tensor& out, UnaryGradOp op, const Tensor& v,
                   kernels::Scalars s = {}) {
   Tensor saved = v.detach();
-  record(name, {x}, {out}, [op, saved, s](const std::vector<Tensor>& g) {
-    return std::vector<Tensor>{unary_grad(op, g[0], saved, s)};
-  });
+  record(name, {x}, {out},
+         [op, saved, s](const std::vector<Tensor>& g) { return std::vector<Tensor>{unary_grad(op, g[0], saved, s)}; });
 }
 
 }  // namespace
@@ -137,19 +158,11 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor affine(const Tensor& x, double a, double b) {
-  Tensor out = unary_forward(x, "affine", [&](Tensor& o, const Tensor& src) {
-    if (x.is_cuda()) {
-      kernels::cuda::affine(o.data<float>(), src.data<float>(), a, b, x.numel(), cuda::stream());
-    } else {
-      detail::dispatch_cpu_float(x, "affine", [&](auto t) {
-        using T = decltype(t);
-        kernels::cpu::affine<T>(o.data<T>(), src.data<T>(), a, b, x.numel());
-      });
-    }
-  });
-  record("AffineBackward", {x}, {out}, [a](const std::vector<Tensor>& g) {
-    return std::vector<Tensor>{a == 1.0 ? g[0] : affine(g[0], a, 0.0)};
-  });
+  Tensor out = unary_forward(
+      x, "affine", [&](auto* o, const auto* in, int64_t n) { kernels::cuda::affine(o, in, a, b, n, cuda::stream()); },
+      [&](auto* o, const auto* in, int64_t n) { kernels::cpu::affine(o, in, a, b, n); });
+  record("AffineBackward", {x}, {out},
+         [a](const std::vector<Tensor>& g) { return std::vector<Tensor>{a == 1.0 ? g[0] : affine(g[0], a, 0.0)}; });
   return out;
 }
 
@@ -206,32 +219,18 @@ Tensor sigmoid(const Tensor& x) {
 }
 
 Tensor pow(const Tensor& x, double p) {
-  Tensor out = unary_forward(x, "pow", [&](Tensor& o, const Tensor& src) {
-    if (x.is_cuda()) {
-      kernels::cuda::pow_scalar(o.data<float>(), src.data<float>(), p, x.numel(), cuda::stream());
-    } else {
-      detail::dispatch_cpu_float(x, "pow", [&](auto t) {
-        using T = decltype(t);
-        kernels::cpu::pow_scalar<T>(o.data<T>(), src.data<T>(), p, x.numel());
-      });
-    }
-  });
+  Tensor out = unary_forward(
+      x, "pow", [&](auto* o, const auto* in, int64_t n) { kernels::cuda::pow_scalar(o, in, p, n, cuda::stream()); },
+      [&](auto* o, const auto* in, int64_t n) { kernels::cpu::pow_scalar(o, in, p, n); });
   record_unary("PowBackward", x, out, UnaryGradOp::pow, contiguous(x.detach()), {p, 0.0});
   return out;
 }
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
   MTL_CHECK(lo <= hi, "clamp: lower bound ", lo, " is above upper bound ", hi);
-  Tensor out = unary_forward(x, "clamp", [&](Tensor& o, const Tensor& src) {
-    if (x.is_cuda()) {
-      kernels::cuda::clamp(o.data<float>(), src.data<float>(), lo, hi, x.numel(), cuda::stream());
-    } else {
-      detail::dispatch_cpu_float(x, "clamp", [&](auto t) {
-        using T = decltype(t);
-        kernels::cpu::clamp<T>(o.data<T>(), src.data<T>(), lo, hi, x.numel());
-      });
-    }
-  });
+  Tensor out = unary_forward(
+      x, "clamp", [&](auto* o, const auto* in, int64_t n) { kernels::cuda::clamp(o, in, lo, hi, n, cuda::stream()); },
+      [&](auto* o, const auto* in, int64_t n) { kernels::cpu::clamp(o, in, lo, hi, n); });
   record_unary("ClampBackward", x, out, UnaryGradOp::clamp, contiguous(x.detach()), {lo, hi});
   return out;
 }
@@ -247,9 +246,8 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   Tensor out = empty(shape, x.options());
   copy_(out, x.detach().as_strided(shape, strides, x.offset()));
   const Shape in_shape = x.shape();
-  record("BroadcastBackward", {x}, {out}, [in_shape](const std::vector<Tensor>& g) {
-    return std::vector<Tensor>{sum_to(g[0], in_shape)};
-  });
+  record("BroadcastBackward", {x}, {out},
+         [in_shape](const std::vector<Tensor>& g) { return std::vector<Tensor>{sum_to(g[0], in_shape)}; });
   return out;
 }
 

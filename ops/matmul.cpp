@@ -27,23 +27,27 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   detail::check_defined(a, "matmul", "a");
   detail::check_defined(b, "matmul", "b");
   detail::check_same(a, b, "matmul");
-  detail::check_float(a, "matmul");
+  detail::check_float_or_bf16(a, "matmul");
   MTL_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), "matmul: shapes ", a.describe(), " and ",
             b.describe(), " do not multiply (need [m, k] x [k, n])");
   const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
-  GemmOperand oa = as_gemm_operand(a.detach()), ob = as_gemm_operand(b.detach());
-  Tensor out = empty({m, n}, a.options());
-  if (k == 0) {
-    out = zeros({m, n}, a.options());
-  } else if (a.is_cuda()) {
-    kernels::cuda::gemm(cuda::cublas(), oa.trans, ob.trans, m, n, k, 1.f, oa.t.data<float>(), oa.ld,
-                        ob.t.data<float>(), ob.ld, 0.f, out.data<float>(), std::max<int64_t>(n, 1));
-  } else {
-    detail::dispatch_cpu_float(a, "matmul", [&](auto t) {
-      using T = decltype(t);
-      kernels::cpu::gemm<T>(oa.trans, ob.trans, m, n, k, T(1), oa.t.data<T>(), oa.ld, ob.t.data<T>(), ob.ld, T(0),
-                            out.data<T>(), std::max<int64_t>(n, 1));
-    });
+  Tensor out = k == 0 ? zeros({m, n}, a.options()) : empty({m, n}, a.options());
+  if (k > 0) {
+    Tensor x = a.detach(), y = b.detach();
+    detail::run_kernel(
+        "matmul", {&x, &y}, {&out},
+        [&](auto t) {
+          using T = decltype(t);
+          const GemmOperand oa = as_gemm_operand(x), ob = as_gemm_operand(y);
+          kernels::cuda::gemm(cuda::cublas(), oa.trans, ob.trans, m, n, k, 1.f, oa.t.data<T>(), oa.ld, ob.t.data<T>(),
+                              ob.ld, 0.f, out.data<T>(), std::max<int64_t>(n, 1));
+        },
+        [&](auto t) {
+          using T = decltype(t);
+          const GemmOperand oa = as_gemm_operand(x), ob = as_gemm_operand(y);
+          kernels::cpu::gemm<T>(oa.trans, ob.trans, m, n, k, T(1), oa.t.data<T>(), oa.ld, ob.t.data<T>(), ob.ld, T(0),
+                                out.data<T>(), std::max<int64_t>(n, 1));
+        });
   }
   Tensor sa = a.detach(), sb = b.detach();
   record("MatmulBackward", {a, b}, {out}, [sa, sb](const std::vector<Tensor>& g) {

@@ -19,7 +19,7 @@ std::string pair_str(std::array<int64_t, 2> v) { return mtl::detail::concat("[",
 
 void check_nchw(const Tensor& x, const char* op) {
   detail::check_defined(x, op, "x");
-  detail::check_float(x, op);
+  detail::check_float_or_bf16(x, op);
   MTL_CHECK(x.dim() == 4, op, ": expected a 4-D NCHW input x, got ", x.describe());
   MTL_CHECK(x.size(2) > 0 && x.size(3) > 0, op, ": input x ", x.describe(), " has an empty spatial dimension");
   MTL_CHECK(x.size(2) * x.size(3) <= std::numeric_limits<int32_t>::max(), op, ": input x ", x.describe(),
@@ -65,28 +65,31 @@ Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
   Tensor argmax;
   if (autograd::needs_grad({x})) argmax = empty(out_shape(x, g), Options(DType::i32, x.device()));
   int32_t* am = argmax.defined() ? argmax.data<int32_t>() : nullptr;
-  if (x.is_cuda()) {
-    kernels::cuda::max_pool2d(out.data<float>(), am, src.data<float>(), g, cuda::stream());
-  } else {
-    detail::dispatch_cpu_float(x, "max_pool2d", [&](auto t) {
-      using T = decltype(t);
-      kernels::cpu::max_pool2d<T>(out.data<T>(), am, src.data<T>(), g);
-    });
-  }
+  detail::run_kernel(
+      "max_pool2d", {&src}, {&out},
+      [&](auto t) {
+        using T = decltype(t);
+        kernels::cuda::max_pool2d<T>(out.data<T>(), am, src.data<T>(), g, cuda::stream());
+      },
+      [&](auto t) {
+        using T = decltype(t);
+        kernels::cpu::max_pool2d<T>(out.data<T>(), am, src.data<T>(), g);
+      });
   const Shape in_shape = x.shape();
   const Options opts = x.options();
   record("MaxPool2dBackward", {x}, {out}, [g, argmax, in_shape, opts](const std::vector<Tensor>& grads) {
     Tensor gy = contiguous(grads[0]);
     Tensor gx = empty(in_shape, opts);
-    if (gy.is_cuda()) {
-      kernels::cuda::max_pool2d_backward(gx.data<float>(), gy.data<float>(), argmax.data<int32_t>(), g,
-                                         cuda::stream());
-    } else {
-      detail::dispatch_cpu_float(gy, "max_pool2d backward", [&](auto t) {
-        using T = decltype(t);
-        kernels::cpu::max_pool2d_backward<T>(gx.data<T>(), gy.data<T>(), argmax.data<int32_t>(), g);
-      });
-    }
+    detail::run_kernel(
+        "max_pool2d backward", {&gy}, {&gx},
+        [&](auto t) {
+          using T = decltype(t);
+          kernels::cuda::max_pool2d_backward<T>(gx.data<T>(), gy.data<T>(), argmax.data<int32_t>(), g, cuda::stream());
+        },
+        [&](auto t) {
+          using T = decltype(t);
+          kernels::cpu::max_pool2d_backward<T>(gx.data<T>(), gy.data<T>(), argmax.data<int32_t>(), g);
+        });
     return std::vector<Tensor>{gx};
   });
   return out;
@@ -97,27 +100,31 @@ Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
   const PoolGeom g = window_geom(x, kernel, stride, padding, "avg_pool2d");
   Tensor src = contiguous(x.detach());
   Tensor out = empty(out_shape(x, g), x.options());
-  if (x.is_cuda()) {
-    kernels::cuda::avg_pool2d(out.data<float>(), src.data<float>(), g, cuda::stream());
-  } else {
-    detail::dispatch_cpu_float(x, "avg_pool2d", [&](auto t) {
-      using T = decltype(t);
-      kernels::cpu::avg_pool2d<T>(out.data<T>(), src.data<T>(), g);
-    });
-  }
+  detail::run_kernel(
+      "avg_pool2d", {&src}, {&out},
+      [&](auto t) {
+        using T = decltype(t);
+        kernels::cuda::avg_pool2d<T>(out.data<T>(), src.data<T>(), g, cuda::stream());
+      },
+      [&](auto t) {
+        using T = decltype(t);
+        kernels::cpu::avg_pool2d<T>(out.data<T>(), src.data<T>(), g);
+      });
   const Shape in_shape = x.shape();
   const Options opts = x.options();
   record("AvgPool2dBackward", {x}, {out}, [g, in_shape, opts](const std::vector<Tensor>& grads) {
     Tensor gy = contiguous(grads[0]);
     Tensor gx = empty(in_shape, opts);
-    if (gy.is_cuda()) {
-      kernels::cuda::avg_pool2d_backward(gx.data<float>(), gy.data<float>(), g, cuda::stream());
-    } else {
-      detail::dispatch_cpu_float(gy, "avg_pool2d backward", [&](auto t) {
-        using T = decltype(t);
-        kernels::cpu::avg_pool2d_backward<T>(gx.data<T>(), gy.data<T>(), g);
-      });
-    }
+    detail::run_kernel(
+        "avg_pool2d backward", {&gy}, {&gx},
+        [&](auto t) {
+          using T = decltype(t);
+          kernels::cuda::avg_pool2d_backward<T>(gx.data<T>(), gy.data<T>(), g, cuda::stream());
+        },
+        [&](auto t) {
+          using T = decltype(t);
+          kernels::cpu::avg_pool2d_backward<T>(gx.data<T>(), gy.data<T>(), g);
+        });
     return std::vector<Tensor>{gx};
   });
   return out;
@@ -132,27 +139,31 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   g.in_h = x.size(2), g.in_w = x.size(3), g.out_h = out_h, g.out_w = out_w;
   Tensor src = contiguous(x.detach());
   Tensor out = empty(out_shape(x, g), x.options());
-  if (x.is_cuda()) {
-    kernels::cuda::adaptive_avg_pool2d(out.data<float>(), src.data<float>(), g, cuda::stream());
-  } else {
-    detail::dispatch_cpu_float(x, "adaptive_avg_pool2d", [&](auto t) {
-      using T = decltype(t);
-      kernels::cpu::adaptive_avg_pool2d<T>(out.data<T>(), src.data<T>(), g);
-    });
-  }
+  detail::run_kernel(
+      "adaptive_avg_pool2d", {&src}, {&out},
+      [&](auto t) {
+        using T = decltype(t);
+        kernels::cuda::adaptive_avg_pool2d<T>(out.data<T>(), src.data<T>(), g, cuda::stream());
+      },
+      [&](auto t) {
+        using T = decltype(t);
+        kernels::cpu::adaptive_avg_pool2d<T>(out.data<T>(), src.data<T>(), g);
+      });
   const Shape in_shape = x.shape();
   const Options opts = x.options();
   record("AdaptiveAvgPool2dBackward", {x}, {out}, [g, in_shape, opts](const std::vector<Tensor>& grads) {
     Tensor gy = contiguous(grads[0]);
     Tensor gx = empty(in_shape, opts);
-    if (gy.is_cuda()) {
-      kernels::cuda::adaptive_avg_pool2d_backward(gx.data<float>(), gy.data<float>(), g, cuda::stream());
-    } else {
-      detail::dispatch_cpu_float(gy, "adaptive_avg_pool2d backward", [&](auto t) {
-        using T = decltype(t);
-        kernels::cpu::adaptive_avg_pool2d_backward<T>(gx.data<T>(), gy.data<T>(), g);
-      });
-    }
+    detail::run_kernel(
+        "adaptive_avg_pool2d backward", {&gy}, {&gx},
+        [&](auto t) {
+          using T = decltype(t);
+          kernels::cuda::adaptive_avg_pool2d_backward<T>(gx.data<T>(), gy.data<T>(), g, cuda::stream());
+        },
+        [&](auto t) {
+          using T = decltype(t);
+          kernels::cpu::adaptive_avg_pool2d_backward<T>(gx.data<T>(), gy.data<T>(), g);
+        });
     return std::vector<Tensor>{gx};
   });
   return out;

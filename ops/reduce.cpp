@@ -16,8 +16,7 @@ namespace {
 Tensor reduce_sum(const Tensor& x, std::vector<int64_t> dims, double scale_by_count, Shape& keep_shape) {
   const int64_t nd = x.dim();
   std::vector<bool> red(static_cast<size_t>(nd), false);
-  if (dims.empty())
-    std::fill(red.begin(), red.end(), true);
+  if (dims.empty()) std::fill(red.begin(), red.end(), true);
   for (int64_t d : dims) {
     int w = wrap_dim(d, nd, "reduction dim");
     MTL_CHECK(!red[w] || dims.empty(), "sum: dimension ", w, " given twice");
@@ -55,26 +54,31 @@ Tensor reduce_sum(const Tensor& x, std::vector<int64_t> dims, double scale_by_co
   const double scale = scale_by_count ? 1.0 / static_cast<double>(std::max<int64_t>(k, 1)) : 1.0;
   Tensor out = empty(keep_shape, x.options());
   if (x.is_cuda()) {
-    kernels::cuda::sum_mid(out.data<float>(), src.data<float>(), outer, k, inner, scale, cuda::stream());
+    detail::dispatch_cuda_float(x, "sum", [&](auto t) {
+      using T = decltype(t);
+      kernels::cuda::sum_mid<T>(out.data<T>(), src.data<T>(), outer, k, inner, scale, cuda::stream());
+    });
   } else {
-    detail::dispatch_cpu_float(x, "sum", [&](auto t) {
+    detail::Bf16AsF32 emulate({&src}, {&out});
+    detail::dispatch_cpu_float(src, "sum", [&](auto t) {
       using T = decltype(t);
       kernels::cpu::sum_mid<T>(out.data<T>(), src.data<T>(), outer, k, inner, scale);
     });
+    emulate.finish();
   }
   return out;
 }
 
 Tensor reduce(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, bool is_mean) {
   detail::check_defined(x, is_mean ? "mean" : "sum", "x");
-  detail::check_float(x, is_mean ? "mean" : "sum");
+  detail::check_float_or_bf16(x, is_mean ? "mean" : "sum");
   Shape keep_shape;
   Tensor out = reduce_sum(x, dims, is_mean, keep_shape);
   Shape final_shape;
   for (int64_t d = 0; d < x.dim(); ++d) {
-    bool reduced = keep_shape[d] == 1 && (dims.empty() || std::any_of(dims.begin(), dims.end(), [&](int64_t e) {
-                                            return wrap_dim(e, x.dim()) == d;
-                                          }));
+    bool reduced =
+        keep_shape[d] == 1 &&
+        (dims.empty() || std::any_of(dims.begin(), dims.end(), [&](int64_t e) { return wrap_dim(e, x.dim()) == d; }));
     if (!reduced || keepdim) final_shape.push_back(keep_shape[d]);
   }
   out = out.view(final_shape);

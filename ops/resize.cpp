@@ -15,7 +15,7 @@ enum class Mode { nearest, bilinear };
 
 ResizeGeom resize_geom(const Tensor& x, int64_t out_h, int64_t out_w, const char* op) {
   detail::check_defined(x, op, "x");
-  detail::check_float(x, op);
+  detail::check_float_or_bf16(x, op);
   MTL_CHECK(x.dim() == 4, op, ": expected a 4-D NCHW input x, got ", x.describe());
   MTL_CHECK(x.size(2) > 0 && x.size(3) > 0, op, ": input x ", x.describe(), " has an empty spatial dimension");
   MTL_CHECK(out_h > 0 && out_w > 0, op, ": output size [", out_h, ", ", out_w, "] must be positive (input x ",
@@ -26,32 +26,42 @@ ResizeGeom resize_geom(const Tensor& x, int64_t out_h, int64_t out_w, const char
   return g;
 }
 
-void run_forward(Mode m, const Tensor& out, const Tensor& src, const ResizeGeom& g) {
-  if (src.is_cuda()) {
-    if (m == Mode::nearest) kernels::cuda::resize_nearest(out.data<float>(), src.data<float>(), g, cuda::stream());
-    else kernels::cuda::resize_bilinear(out.data<float>(), src.data<float>(), g, cuda::stream());
-    return;
-  }
-  detail::dispatch_cpu_float(src, "interpolate", [&](auto t) {
-    using T = decltype(t);
-    if (m == Mode::nearest) kernels::cpu::resize_nearest<T>(out.data<T>(), src.data<T>(), g);
-    else kernels::cpu::resize_bilinear<T>(out.data<T>(), src.data<T>(), g);
-  });
+void run_forward(Mode m, Tensor& out, Tensor& src, const ResizeGeom& g) {
+  detail::run_kernel(
+      "interpolate", {&src}, {&out},
+      [&](auto t) {
+        using T = decltype(t);
+        if (m == Mode::nearest)
+          kernels::cuda::resize_nearest<T>(out.data<T>(), src.data<T>(), g, cuda::stream());
+        else
+          kernels::cuda::resize_bilinear<T>(out.data<T>(), src.data<T>(), g, cuda::stream());
+      },
+      [&](auto t) {
+        using T = decltype(t);
+        if (m == Mode::nearest)
+          kernels::cpu::resize_nearest<T>(out.data<T>(), src.data<T>(), g);
+        else
+          kernels::cpu::resize_bilinear<T>(out.data<T>(), src.data<T>(), g);
+      });
 }
 
-void run_backward(Mode m, const Tensor& gx, const Tensor& gy, const ResizeGeom& g) {
-  if (gy.is_cuda()) {
-    if (m == Mode::nearest)
-      kernels::cuda::resize_nearest_backward(gx.data<float>(), gy.data<float>(), g, cuda::stream());
-    else
-      kernels::cuda::resize_bilinear_backward(gx.data<float>(), gy.data<float>(), g, cuda::stream());
-    return;
-  }
-  detail::dispatch_cpu_float(gy, "interpolate backward", [&](auto t) {
-    using T = decltype(t);
-    if (m == Mode::nearest) kernels::cpu::resize_nearest_backward<T>(gx.data<T>(), gy.data<T>(), g);
-    else kernels::cpu::resize_bilinear_backward<T>(gx.data<T>(), gy.data<T>(), g);
-  });
+void run_backward(Mode m, Tensor& gx, Tensor& gy, const ResizeGeom& g) {
+  detail::run_kernel(
+      "interpolate backward", {&gy}, {&gx},
+      [&](auto t) {
+        using T = decltype(t);
+        if (m == Mode::nearest)
+          kernels::cuda::resize_nearest_backward<T>(gx.data<T>(), gy.data<T>(), g, cuda::stream());
+        else
+          kernels::cuda::resize_bilinear_backward<T>(gx.data<T>(), gy.data<T>(), g, cuda::stream());
+      },
+      [&](auto t) {
+        using T = decltype(t);
+        if (m == Mode::nearest)
+          kernels::cpu::resize_nearest_backward<T>(gx.data<T>(), gy.data<T>(), g);
+        else
+          kernels::cpu::resize_bilinear_backward<T>(gx.data<T>(), gy.data<T>(), g);
+      });
 }
 
 Tensor resize(Mode m, const Tensor& x, int64_t out_h, int64_t out_w, const char* op, const char* node) {

@@ -133,8 +133,9 @@ TEST_CASE("evaluation of a run folder scores every image at its original resolut
   CHECK(j["semantic"]["miou"].get<double>() == doctest::Approx(r.segmentation->miou));
   CHECK(j["depth"].size() == 7);
   CHECK(j["depth"]["rmse"].get<double>() == doctest::Approx(r.depth->rmse));
-  CHECK(j["speed"].size() == 5);
-  CHECK(j["speed"]["batch"] == 2);  // eval.batch_size
+  CHECK(j["speed"].size() == 6);
+  CHECK(j["speed"]["precision"] == "fp32");  // the run's runtime.precision
+  CHECK(j["speed"]["batch"] == 2);           // eval.batch_size
   CHECK(j["speed"]["latency_ms"].get<double>() > 0);
   CHECK(j["speed"]["images_per_s"].get<double>() > 0);
   CHECK_FALSE(j["speed"]["device"].get<std::string>().empty());
@@ -145,6 +146,26 @@ TEST_CASE("evaluation of a run folder scores every image at its original resolut
     CHECK(info.height == 150);  // panels at the original resolution
   }
   CHECK_FALSE(fs::exists(f.run + "/eval_val"));
+}
+
+TEST_CASE("--precision bf16 evaluates the float32 checkpoint in bfloat16, close to fp32") {
+  RunFixture f(200, 150, 3);
+  EvalToolOptions o = f.options();
+  const EvalReport a = run_evaluation(o);
+  o.precision = Precision::bf16;
+  const EvalReport b = run_evaluation(o);
+  CHECK(a.speed.precision == "fp32");
+  CHECK(b.speed.precision == "bf16");
+  REQUIRE(b.segmentation.has_value());
+  REQUIRE(b.depth.has_value());
+  CHECK(b.segmentation->pixels == a.segmentation->pixels);
+  // The same network in bfloat16: a few labels flip, the depth moves by rounding only (an
+  // initialised network's logits are close together, so its labels are the most fragile).
+  CHECK(b.segmentation->pixel_accuracy == doctest::Approx(a.segmentation->pixel_accuracy).epsilon(0.05));
+  CHECK(b.depth->rmse == doctest::Approx(a.depth->rmse).epsilon(0.02));
+  CHECK(b.depth->abs_rel == doctest::Approx(a.depth->abs_rel).epsilon(0.02));
+  // Not the float32 numbers: the bfloat16 path really ran.
+  CHECK(b.depth->rmse != a.depth->rmse);
 }
 
 TEST_CASE("slide mode ensembles and TTA agree with whole mode where they must") {
@@ -231,17 +252,19 @@ TEST_CASE("the report leaves out absent tasks and writes absent classes as null"
   s.mean_f1 = 0.25;
   s.pixels = 10;
   r.segmentation = s;
-  r.speed = {"Some CPU", 8, 12.5, 80.0};
+  r.speed = {"Some CPU", "bf16", 8, 12.5, 80.0};
   const nlohmann::ordered_json j = eval_report_json(r);
-  CHECK(j.dump() ==
-        R"({"checkpoint":"a.safetensors","split":"test","images":4,"semantic":{"miou":0.5,"pixel_accuracy":0.75,)"
-        R"("mean_accuracy":0.75,"mean_f1":0.25,"per_class_iou":{"x":0.5,"y":null},)"
-        R"("per_class_accuracy":{"x":0.75,"y":null},"per_class_f1":{"x":0.6666666666666666,"y":null}},)"
-        R"("speed":{"device":"Some CPU","batch":8,"latency_ms":12.5,"images_per_s":80.0,"ms_per_image":12.5}})");
+  CHECK(
+      j.dump() ==
+      R"({"checkpoint":"a.safetensors","split":"test","images":4,"semantic":{"miou":0.5,"pixel_accuracy":0.75,)"
+      R"("mean_accuracy":0.75,"mean_f1":0.25,"per_class_iou":{"x":0.5,"y":null},)"
+      R"("per_class_accuracy":{"x":0.75,"y":null},"per_class_f1":{"x":0.6666666666666666,"y":null}},)"
+      R"("speed":{"device":"Some CPU","precision":"bf16","batch":8,"latency_ms":12.5,"images_per_s":80.0,)"
+      R"("ms_per_image":12.5}})");
   const std::string table = format_eval_report(r);
   CHECK(table.find("absent") != std::string::npos);
   CHECK(table.find("0.5000") != std::string::npos);
-  CHECK(table.find("Some CPU") != std::string::npos);
+  CHECK(table.find("Some CPU in bf16") != std::string::npos);
   CHECK(table.find("depth") == std::string::npos);
   r.class_names = {"x"};
   CHECK_THROWS_AS(eval_report_json(r), Error);
@@ -294,6 +317,7 @@ TEST_CASE("mtl_eval writes the table and the JSON report and fails clearly") {
   };
   fails(f.run + " --split training", 2, "'training'");
   fails(f.run + " --tta mirror", 2, "--tta");
+  fails(f.run + " --precision fp16", 2, "--precision must be fp32 or bf16, got 'fp16'");
   fails(out / "no_such_run", 2, out / "no_such_run");
   fails(f.run + " --checkpoint gone.safetensors", 1, "gone.safetensors");
   fails(f.run + " --data " + (out / "nowhere"), 1, "nowhere");

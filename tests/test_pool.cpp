@@ -299,7 +299,7 @@ TEST_CASE("pooling: argument errors name the input and the values") {
   CHECK_THROWS_WITH_AS(ops::adaptive_avg_pool2d(zeros({1, 2, 0, 3}), 1, 1),
                        doctest::Contains("has an empty spatial dimension"), Error);
   CHECK_THROWS_WITH_AS(ops::max_pool2d(zeros({1, 1, 4, 4}, DType::i32), {2, 2}, {2, 2}),
-                       doctest::Contains("supports F32 and F64"), Error);
+                       doctest::Contains("supports F32, F64 and BF16"), Error);
 }
 
 TEST_SUITE("cuda") {

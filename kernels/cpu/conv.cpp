@@ -1,7 +1,8 @@
+#include "kernels/conv.h"
+
 #include <algorithm>
 #include <vector>
 
-#include "kernels/conv.h"
 #include "kernels/matmul.h"
 
 namespace mtl::kernels::cpu {
@@ -214,10 +215,21 @@ void conv2d_backward_bias(const ConvGeometry& g, const T* gy, T* gb) {
   }
 }
 
-#define MTL_INSTANTIATE(T)                                                                    \
-  template void conv2d_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*);     \
-  template void conv2d_backward_input<T>(const ConvGeometry&, const T*, const T*, T*);        \
-  template void conv2d_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*);       \
+template <typename T>
+void conv2d_bias_add(const ConvGeometry& g, const T* bias, T* y) {
+  const int64_t p = g.out_h * g.out_w;
+#pragma omp parallel for schedule(static) if (g.n * g.c_out * p > 32768)
+  for (int64_t row = 0; row < g.n * g.c_out; ++row) {
+    const T b = bias[row % g.c_out];
+    for (int64_t q = 0; q < p; ++q) y[row * p + q] += b;
+  }
+}
+
+#define MTL_INSTANTIATE(T)                                                                \
+  template void conv2d_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*); \
+  template void conv2d_bias_add<T>(const ConvGeometry&, const T*, T*);                    \
+  template void conv2d_backward_input<T>(const ConvGeometry&, const T*, const T*, T*);    \
+  template void conv2d_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*);   \
   template void conv2d_backward_bias<T>(const ConvGeometry&, const T*, T*);
 MTL_INSTANTIATE(float)
 MTL_INSTANTIATE(double)

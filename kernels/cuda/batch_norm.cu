@@ -4,6 +4,7 @@
 #include "core/allocator.h"
 #include "kernels/batch_norm.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/packed.cuh"
 #include "kernels/cuda/reduce.cuh"
 
 namespace mtl::kernels::cuda {
@@ -99,8 +100,7 @@ __global__ void finalize_var(const float* partial, int64_t c, int64_t chunks, in
     const float sq = sum_chunks(partial, k, chunks);
     invstd[k] = 1.f / sqrtf(sq / static_cast<float>(m) + eps);
     if (running_mean) running_mean[k] = (1.f - momentum) * running_mean[k] + momentum * mean[k];
-    if (running_var)
-      running_var[k] = (1.f - momentum) * running_var[k] + momentum * (sq / static_cast<float>(m - 1));
+    if (running_var) running_var[k] = (1.f - momentum) * running_var[k] + momentum * (sq / static_cast<float>(m - 1));
   }
 }
 
@@ -128,43 +128,44 @@ dim3 row_grid(const BatchNormShape& s) {
               static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
 }
 
-#define MTL_ROW_LOOP(row, s)                                                          \
-  for (int64_t row = blockIdx.y; row < (s).n * (s).c; row += gridDim.y)
-#define MTL_COL_LOOP(p, s)                                                            \
+#define MTL_ROW_LOOP(row, s) for (int64_t row = blockIdx.y; row < (s).n * (s).c; row += gridDim.y)
+#define MTL_COL_LOOP(p, s)                                                                  \
   for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < (s).hw; \
        p += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
-__global__ void apply_kernel(BatchNormShape s, const float* x, const float* mean, const float* invstd,
-                             const float* weight, const float* bias, float* y) {
+template <typename T>
+__global__ void apply_kernel(BatchNormShape s, const T* x, const float* mean, const float* invstd, const float* weight,
+                             const float* bias, T* y) {
   MTL_ROW_LOOP(row, s) {
     const int64_t c = row % s.c;
     const float scale = invstd[c] * (weight ? weight[c] : 1.f);
     const float shift = (bias ? bias[c] : 0.f) - mean[c] * scale;
-    const float* in = x + row * s.hw;
-    float* out = y + row * s.hw;
-    MTL_COL_LOOP(p, s) out[p] = fmaf(in[p], scale, shift);
+    const T* in = x + row * s.hw;
+    T* out = y + row * s.hw;
+    MTL_COL_LOOP(p, s) out[p] = from_float<T>(fmaf(to_float(in[p]), scale, shift));
   }
 }
 
-__global__ void backward_input_kernel(BatchNormShape s, const float* gy, const float* x, const float* mean,
-                                      const float* invstd, const float* weight, const float* sum_gy,
-                                      const float* sum_gy_xhat, bool training, float* gx) {
+template <typename T>
+__global__ void backward_input_kernel(BatchNormShape s, const T* gy, const T* x, const float* mean, const float* invstd,
+                                      const float* weight, const float* sum_gy, const float* sum_gy_xhat, bool training,
+                                      T* gx) {
   const float inv_m = 1.f / static_cast<float>(s.n * s.hw);
   MTL_ROW_LOOP(row, s) {
     const int64_t c = row % s.c;
     const float is = invstd[c];
     const float scale = is * (weight ? weight[c] : 1.f);
-    const float* g = gy + row * s.hw;
-    float* out = gx + row * s.hw;
+    const T* g = gy + row * s.hw;
+    T* out = gx + row * s.hw;
     if (training) {
       const float mu = mean[c], mean_g = sum_gy[c] * inv_m, mean_gx = sum_gy_xhat[c] * inv_m;
-      const float* in = x + row * s.hw;
+      const T* in = x + row * s.hw;
       MTL_COL_LOOP(p, s) {
-        const float xhat = (in[p] - mu) * is;
-        out[p] = scale * (g[p] - mean_g - xhat * mean_gx);
+        const float xhat = (to_float(in[p]) - mu) * is;
+        out[p] = from_float<T>(scale * (to_float(g[p]) - mean_g - xhat * mean_gx));
       }
     } else {
-      MTL_COL_LOOP(p, s) out[p] = scale * g[p];
+      MTL_COL_LOOP(p, s) out[p] = from_float<T>(scale * to_float(g[p]));
     }
   }
 }
@@ -174,23 +175,25 @@ __global__ void backward_input_kernel(BatchNormShape s, const float* gy, const f
 
 }  // namespace
 
-void batch_norm_train_stats(const BatchNormShape& s, const float* x, double eps, double momentum, float* mean,
+template <typename T>
+void batch_norm_train_stats(const BatchNormShape& s, const T* xt, double eps, double momentum, float* mean,
                             float* invstd, float* running_mean, float* running_var, cudaStream_t st) {
+  const dev_t<T>* x = dev(xt);
   const int64_t m = s.n * s.hw;
   if (s.c == 0 || m == 0) return;
   const Split sp = split_for(s);
   Scratch partial(s.c * sp.chunks);
   // Two passes (mean, then squared deviations from it) keep float32 variances accurate when the
   // mean is large against the spread.
-  launch_partials<1>(s, sp, partial.get(), [x] __device__(int64_t off, int64_t, float* acc) { acc[0] += x[off]; },
-                     st);
+  launch_partials<1>(
+      s, sp, partial.get(), [x] __device__(int64_t off, int64_t, float* acc) { acc[0] += to_float(x[off]); }, st);
   MTL_LAUNCH(finalize_mean, blocks_for(s.c), kThreads, 0, st, partial.get(), s.c, sp.chunks,
              static_cast<float>(1.0 / static_cast<double>(m)), mean);
   MTL_CUDA_LAUNCH_CHECK();
   launch_partials<1>(
       s, sp, partial.get(),
       [x, mean] __device__(int64_t off, int64_t c, float* acc) {
-        const float d = x[off] - mean[c];
+        const float d = to_float(x[off]) - mean[c];
         acc[0] += d * d;
       },
       st);
@@ -207,24 +210,27 @@ void batch_norm_eval_stats(int64_t c, const float* running_mean, const float* ru
   MTL_CUDA_LAUNCH_CHECK();
 }
 
-void batch_norm_apply(const BatchNormShape& s, const float* x, const float* mean, const float* invstd,
-                      const float* weight, const float* bias, float* y, cudaStream_t st) {
+template <typename T>
+void batch_norm_apply(const BatchNormShape& s, const T* x, const float* mean, const float* invstd, const float* weight,
+                      const float* bias, T* y, cudaStream_t st) {
   if (s.n * s.c * s.hw == 0) return;
-  MTL_LAUNCH(apply_kernel, row_grid(s), kThreads, 0, st, s, x, mean, invstd, weight, bias, y);
+  MTL_LAUNCH(apply_kernel, row_grid(s), kThreads, 0, st, s, dev(x), mean, invstd, weight, bias, dev(y));
   MTL_CUDA_LAUNCH_CHECK();
 }
 
-void batch_norm_backward_reduce(const BatchNormShape& s, const float* gy, const float* x, const float* mean,
+template <typename T>
+void batch_norm_backward_reduce(const BatchNormShape& s, const T* gyt, const T* xt, const float* mean,
                                 const float* invstd, float* sum_gy, float* sum_gy_xhat, cudaStream_t st) {
+  const dev_t<T>*gy = dev(gyt), *x = dev(xt);
   if (s.c == 0) return;
   const Split sp = split_for(s);
   Scratch partial(2 * s.c * sp.chunks);
   launch_partials<2>(
       s, sp, partial.get(),
       [gy, x, mean] __device__(int64_t off, int64_t c, float* acc) {
-        const float g = gy[off];
+        const float g = to_float(gy[off]);
         acc[0] += g;
-        acc[1] += g * (x[off] - mean[c]);
+        acc[1] += g * (to_float(x[off]) - mean[c]);
       },
       st);
   MTL_LAUNCH(finalize_backward, blocks_for(s.c), kThreads, 0, st, partial.get(), s.c, sp.chunks, invstd, sum_gy,
@@ -232,13 +238,27 @@ void batch_norm_backward_reduce(const BatchNormShape& s, const float* gy, const 
   MTL_CUDA_LAUNCH_CHECK();
 }
 
-void batch_norm_backward_input(const BatchNormShape& s, const float* gy, const float* x, const float* mean,
-                               const float* invstd, const float* weight, const float* sum_gy,
-                               const float* sum_gy_xhat, bool training, float* gx, cudaStream_t st) {
+template <typename T>
+void batch_norm_backward_input(const BatchNormShape& s, const T* gy, const T* x, const float* mean, const float* invstd,
+                               const float* weight, const float* sum_gy, const float* sum_gy_xhat, bool training, T* gx,
+                               cudaStream_t st) {
   if (s.n * s.c * s.hw == 0) return;
-  MTL_LAUNCH(backward_input_kernel, row_grid(s), kThreads, 0, st, s, gy, x, mean, invstd, weight, sum_gy, sum_gy_xhat,
-             training, gx);
+  MTL_LAUNCH(backward_input_kernel, row_grid(s), kThreads, 0, st, s, dev(gy), dev(x), mean, invstd, weight, sum_gy,
+             sum_gy_xhat, training, dev(gx));
   MTL_CUDA_LAUNCH_CHECK();
 }
+
+#define MTL_BATCH_NORM(T)                                                                                            \
+  template void batch_norm_train_stats<T>(const BatchNormShape&, const T*, double, double, float*, float*, float*,   \
+                                          float*, cudaStream_t);                                                     \
+  template void batch_norm_apply<T>(const BatchNormShape&, const T*, const float*, const float*, const float*,       \
+                                    const float*, T*, cudaStream_t);                                                 \
+  template void batch_norm_backward_reduce<T>(const BatchNormShape&, const T*, const T*, const float*, const float*, \
+                                              float*, float*, cudaStream_t);                                         \
+  template void batch_norm_backward_input<T>(const BatchNormShape&, const T*, const T*, const float*, const float*,  \
+                                             const float*, const float*, const float*, bool, T*, cudaStream_t);
+MTL_BATCH_NORM(float)
+MTL_BATCH_NORM(bf16)
+#undef MTL_BATCH_NORM
 
 }  // namespace mtl::kernels::cuda

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "kernels/conv.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/packed.cuh"
 #include "kernels/cuda/reduce.cuh"
 
 namespace mtl::kernels::cuda {
@@ -61,10 +62,16 @@ class Workspace {
 
 int as_int(int64_t v, const char* what) { return mtl::cuda::checked_int(v, "conv2d", what, "cuDNN"); }
 
-void set_tensor(TensorDescriptor& d, int64_t n, int64_t c, int64_t h, int64_t w) {
+void set_tensor(TensorDescriptor& d, cudnnDataType_t type, int64_t n, int64_t c, int64_t h, int64_t w) {
   MTL_CUDNN_CHECK(cudnnCreateTensorDescriptor(d.out()));
-  MTL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(n, "batch"),
+  MTL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d.get(), CUDNN_TENSOR_NCHW, type, as_int(n, "batch"),
                                              as_int(c, "channels"), as_int(h, "height"), as_int(w, "width")));
+}
+
+// Storage of the data (float or bfloat16); cuDNN accumulates in float32 for both.
+template <typename T>
+constexpr cudnnDataType_t data_type() {
+  return std::is_same_v<T, bf16> ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
 }
 
 // The descriptors of one convolution, with the math type the algorithm search runs under.
@@ -73,11 +80,11 @@ struct ConvDescriptors {
   FilterDescriptor w;
   ConvolutionDescriptor conv;
 
-  ConvDescriptors(const ConvGeometry& g, cudnnMathType_t math) {
-    set_tensor(x, g.n, g.c_in, g.h, g.w);
-    set_tensor(y, g.n, g.c_out, g.out_h, g.out_w);
+  ConvDescriptors(const ConvGeometry& g, cudnnDataType_t type, cudnnMathType_t math) {
+    set_tensor(x, type, g.n, g.c_in, g.h, g.w);
+    set_tensor(y, type, g.n, g.c_out, g.out_h, g.out_w);
     MTL_CUDNN_CHECK(cudnnCreateFilterDescriptor(w.out()));
-    MTL_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w.get(), CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, as_int(g.c_out, "c_out"),
+    MTL_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w.get(), type, CUDNN_TENSOR_NCHW, as_int(g.c_out, "c_out"),
                                                as_int(g.c_in / g.groups, "c_in / groups"), as_int(g.kh, "kh"),
                                                as_int(g.kw, "kw")));
     MTL_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(conv.out()));
@@ -94,9 +101,12 @@ enum class Direction : int64_t { forward, backward_data, backward_filter };
 
 const char* direction_name(Direction d) {
   switch (d) {
-    case Direction::forward: return "forward";
-    case Direction::backward_data: return "backward-data";
-    case Direction::backward_filter: return "backward-filter";
+    case Direction::forward:
+      return "forward";
+    case Direction::backward_data:
+      return "backward-data";
+    case Direction::backward_filter:
+      return "backward-filter";
   }
   return "?";
 }
@@ -116,13 +126,31 @@ int64_t alignment(const void* p) {
   return al;
 }
 
-using Key = std::array<int64_t, 20>;
+using Key = std::array<int64_t, 21>;
 
 // a, b and out are the direction's three buffers, as in its find().
 Key make_key(const ConvGeometry& g, ConvPolicy p, Direction d, const void* a, const void* b, const void* out) {
-  return {g.n,        g.c_in,     g.h,        g.w,     g.c_out, g.kh,  g.kw, g.stride_h, g.stride_w,
-          g.pad_h,    g.pad_w,    g.dil_h,    g.dil_w, g.groups, static_cast<int64_t>(d),
-          p.deterministic ? 1 : 0, p.allow_tf32 ? 1 : 0, alignment(a), alignment(b), alignment(out)};
+  return {g.n,
+          g.c_in,
+          g.h,
+          g.w,
+          g.c_out,
+          g.kh,
+          g.kw,
+          g.stride_h,
+          g.stride_w,
+          g.pad_h,
+          g.pad_w,
+          g.dil_h,
+          g.dil_w,
+          g.groups,
+          static_cast<int64_t>(d),
+          p.deterministic ? 1 : 0,
+          p.allow_tf32 ? 1 : 0,
+          p.bf16 ? 1 : 0,
+          alignment(a),
+          alignment(b),
+          alignment(out)};
 }
 
 struct AlgorithmCache {
@@ -144,8 +172,8 @@ struct Forward {
     return n;
   }
   static void heuristics(cudnnHandle_t h, const ConvDescriptors& d, int n, int* got, Perf* perf) {
-    MTL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), n, got,
-                                                           perf));
+    MTL_CUDNN_CHECK(
+        cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), n, got, perf));
   }
   static size_t workspace(cudnnHandle_t h, const ConvDescriptors& d, int algo) {
     size_t n = 0;
@@ -154,10 +182,10 @@ struct Forward {
     return n;
   }
   // a = x, b = w, out = y
-  static void find(cudnnHandle_t h, const ConvDescriptors& d, const float* a, const float* b, float* out, int n,
-                   int* got, Perf* perf, const Workspace& ws) {
-    MTL_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x.get(), a, d.w.get(), b, d.conv.get(), d.y.get(),
-                                                           out, n, got, perf, ws.get(), ws.size()));
+  static void find(cudnnHandle_t h, const ConvDescriptors& d, const void* a, const void* b, void* out, int n, int* got,
+                   Perf* perf, const Workspace& ws) {
+    MTL_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x.get(), a, d.w.get(), b, d.conv.get(), d.y.get(), out,
+                                                           n, got, perf, ws.get(), ws.size()));
   }
 };
 
@@ -169,8 +197,8 @@ struct BackwardData {
     return n;
   }
   static void heuristics(cudnnHandle_t h, const ConvDescriptors& d, int n, int* got, Perf* perf) {
-    MTL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), n,
-                                                                got, perf));
+    MTL_CUDNN_CHECK(
+        cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), n, got, perf));
   }
   static size_t workspace(cudnnHandle_t h, const ConvDescriptors& d, int algo) {
     size_t n = 0;
@@ -179,10 +207,10 @@ struct BackwardData {
     return n;
   }
   // a = w, b = gy, out = gx
-  static void find(cudnnHandle_t h, const ConvDescriptors& d, const float* a, const float* b, float* out, int n,
-                   int* got, Perf* perf, const Workspace& ws) {
-    MTL_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w.get(), a, d.y.get(), b, d.conv.get(),
-                                                                d.x.get(), out, n, got, perf, ws.get(), ws.size()));
+  static void find(cudnnHandle_t h, const ConvDescriptors& d, const void* a, const void* b, void* out, int n, int* got,
+                   Perf* perf, const Workspace& ws) {
+    MTL_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w.get(), a, d.y.get(), b, d.conv.get(), d.x.get(),
+                                                                out, n, got, perf, ws.get(), ws.size()));
   }
 };
 
@@ -194,8 +222,8 @@ struct BackwardFilter {
     return n;
   }
   static void heuristics(cudnnHandle_t h, const ConvDescriptors& d, int n, int* got, Perf* perf) {
-    MTL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(),
-                                                                  n, got, perf));
+    MTL_CUDNN_CHECK(
+        cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(), n, got, perf));
   }
   static size_t workspace(cudnnHandle_t h, const ConvDescriptors& d, int algo) {
     size_t n = 0;
@@ -204,8 +232,8 @@ struct BackwardFilter {
     return n;
   }
   // a = x, b = gy, out = gw
-  static void find(cudnnHandle_t h, const ConvDescriptors& d, const float* a, const float* b, float* out, int n,
-                   int* got, Perf* perf, const Workspace& ws) {
+  static void find(cudnnHandle_t h, const ConvDescriptors& d, const void* a, const void* b, void* out, int n, int* got,
+                   Perf* perf, const Workspace& ws) {
     MTL_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x.get(), a, d.y.get(), b, d.conv.get(),
                                                                   d.w.get(), out, n, got, perf, ws.get(), ws.size()));
   }
@@ -216,7 +244,7 @@ struct BackwardFilter {
 // real buffers, which it overwrites (the caller then runs the chosen one).
 template <typename Dir>
 Choice choose(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, Direction dir, const ConvDescriptors& d,
-              const float* a, const float* b, float* out) {
+              const void* a, const void* b, void* out) {
   const Key key = make_key(g, p, dir, a, b, out);
   {
     std::lock_guard<std::mutex> lock(cache().mu);
@@ -250,10 +278,10 @@ Choice choose(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, Direction di
     candidates.push_back(
         {static_cast<int>(perf[i].algo), perf[i].status, perf[i].determinism, perf[i].mathType, perf[i].memory});
   const std::optional<ConvAlgoChoice> pick = pick_conv_algorithm(candidates, p, max_workspace);
-  MTL_CHECK(pick.has_value(), "conv2d: cuDNN offers no ", p.deterministic ? "deterministic " : "",
-            direction_name(dir), " algorithm for input [", g.n, ", ", g.c_in, ", ", g.h, ", ", g.w, "], weight [",
-            g.c_out, ", ", g.c_in / g.groups, ", ", g.kh, ", ", g.kw, "], stride (", g.stride_h, ", ", g.stride_w,
-            "), padding (", g.pad_h, ", ", g.pad_w, "), dilation (", g.dil_h, ", ", g.dil_w, "), groups ", g.groups);
+  MTL_CHECK(pick.has_value(), "conv2d: cuDNN offers no ", p.deterministic ? "deterministic " : "", direction_name(dir),
+            " algorithm for input [", g.n, ", ", g.c_in, ", ", g.h, ", ", g.w, "], weight [", g.c_out, ", ",
+            g.c_in / g.groups, ", ", g.kh, ", ", g.kw, "], stride (", g.stride_h, ", ", g.stride_w, "), padding (",
+            g.pad_h, ", ", g.pad_w, "), dilation (", g.dil_h, ", ", g.dil_w, "), groups ", g.groups);
   MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), pick->math));
   const Choice c{*pick, Dir::workspace(h, d, pick->algo)};
   std::lock_guard<std::mutex> lock(cache().mu);
@@ -261,20 +289,35 @@ Choice choose(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, Direction di
   return c;
 }
 
-__global__ void bias_grad_kernel(const float* gy, float* gb, int64_t n, int64_t c, int64_t p) {
+template <typename T>
+__global__ void bias_grad_kernel(const T* gy, float* gb, int64_t n, int64_t c, int64_t p) {
   const int64_t ch = blockIdx.x;
   float acc = 0.f;
   for (int64_t s = 0; s < n; ++s) {
-    const float* row = gy + (s * c + ch) * p;
-    for (int64_t q = threadIdx.x; q < p; q += kThreads) acc += row[q];
+    const T* row = gy + (s * c + ch) * p;
+    for (int64_t q = threadIdx.x; q < p; q += kThreads) acc += to_float(row[q]);
   }
   acc = block_sum<kThreads>(acc);
   if (threadIdx.x == 0) gb[ch] = acc;
 }
 
+// y[s, ch, q] += bias[ch]: rows of p values, one row per (sample, channel) pair along blockIdx.y.
+template <typename I, typename T>
+__global__ void bias_add_kernel(T* y, const float* bias, I rows, I c, I p) {
+  for (I row = blockIdx.y; row < rows; row += gridDim.y) {
+    const float b = bias[row % c];
+    T* yr = y + row * p;
+    for (I q = static_cast<I>(blockIdx.x * blockDim.x + threadIdx.x); q < p;
+         q += static_cast<I>(gridDim.x * blockDim.x))
+      yr[q] = from_float<T>(to_float(yr[q]) + b);
+  }
+}
+
 }  // namespace
 
-cudnnMathType_t conv_search_math(ConvPolicy p) { return p.allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH; }
+cudnnMathType_t conv_search_math(ConvPolicy p) {
+  return p.allow_tf32 || p.bf16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+}
 
 std::optional<ConvAlgoChoice> pick_conv_algorithm(const std::vector<ConvAlgoCandidate>& candidates, ConvPolicy p,
                                                   size_t max_workspace) {
@@ -282,32 +325,44 @@ std::optional<ConvAlgoChoice> pick_conv_algorithm(const std::vector<ConvAlgoCand
     if (c.status != CUDNN_STATUS_SUCCESS || c.memory > max_workspace) continue;
     if (p.deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
     if (c.math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
-    if (!p.allow_tf32 && c.math == CUDNN_TENSOR_OP_MATH) continue;
-    return ConvAlgoChoice{c.algo, p.allow_tf32 ? c.math : CUDNN_FMA_MATH};
+    const bool tensor_ops = p.allow_tf32 || p.bf16;  // bfloat16 products are exact in float32
+    if (!tensor_ops && c.math == CUDNN_TENSOR_OP_MATH) continue;
+    return ConvAlgoChoice{c.algo, tensor_ops ? c.math : CUDNN_FMA_MATH};
   }
   return std::nullopt;
 }
 
-void conv2d_forward(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* x, const float* w,
-                    const float* bias, float* y) {
-  ConvDescriptors d(g, conv_search_math(p));
+template <typename T>
+void conv2d_forward(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const T* x, const T* w, T* y) {
+  p.bf16 = std::is_same_v<T, bf16>;
+  ConvDescriptors d(g, data_type<T>(), conv_search_math(p));
   const Choice c = choose<Forward>(h, g, p, Direction::forward, d, x, w, y);
   MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.pick.math));
   Workspace ws(c.workspace);
   const float one = 1.f, zero = 0.f;
   MTL_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x.get(), x, d.w.get(), w, d.conv.get(),
-                                          static_cast<cudnnConvolutionFwdAlgo_t>(c.pick.algo), ws.get(), ws.size(), &zero,
-                                          d.y.get(), y));
-  if (bias) {
-    TensorDescriptor bd;
-    set_tensor(bd, 1, g.c_out, 1, 1);
-    MTL_CUDNN_CHECK(cudnnAddTensor(h, &one, bd.get(), bias, &one, d.y.get(), y));
-  }
+                                          static_cast<cudnnConvolutionFwdAlgo_t>(c.pick.algo), ws.get(), ws.size(),
+                                          &zero, d.y.get(), y));
 }
 
-void conv2d_backward_input(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* gy, const float* w,
-                           float* gx) {
-  ConvDescriptors d(g, conv_search_math(p));
+template <typename T>
+void conv2d_bias_add(const ConvGeometry& g, const float* bias, T* y, cudaStream_t s) {
+  const int64_t rows = g.n * g.c_out, p = g.out_h * g.out_w;
+  if (rows * p == 0) return;
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((p + kThreads - 1) / kThreads, 64)),
+                  static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
+  dispatch_index(rows * p, [&](auto idx) {
+    using I = decltype(idx);
+    MTL_LAUNCH(bias_add_kernel, grid, kThreads, 0, s, dev(y), bias, static_cast<I>(rows), static_cast<I>(g.c_out),
+               static_cast<I>(p));
+  });
+  MTL_CUDA_LAUNCH_CHECK();
+}
+
+template <typename T>
+void conv2d_backward_input(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const T* gy, const T* w, T* gx) {
+  p.bf16 = std::is_same_v<T, bf16>;
+  ConvDescriptors d(g, data_type<T>(), conv_search_math(p));
   const Choice c = choose<BackwardData>(h, g, p, Direction::backward_data, d, w, gy, gx);
   MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.pick.math));
   Workspace ws(c.workspace);
@@ -317,9 +372,10 @@ void conv2d_backward_input(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p,
                                                ws.size(), &zero, d.x.get(), gx));
 }
 
-void conv2d_backward_weight(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const float* gy, const float* x,
-                            float* gw) {
-  ConvDescriptors d(g, conv_search_math(p));
+template <typename T>
+void conv2d_backward_weight(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p, const T* gy, const T* x, T* gw) {
+  p.bf16 = std::is_same_v<T, bf16>;
+  ConvDescriptors d(g, data_type<T>(), conv_search_math(p));
   const Choice c = choose<BackwardFilter>(h, g, p, Direction::backward_filter, d, x, gy, gw);
   MTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.pick.math));
   Workspace ws(c.workspace);
@@ -329,12 +385,24 @@ void conv2d_backward_weight(cudnnHandle_t h, const ConvGeometry& g, ConvPolicy p
                                                  ws.size(), &zero, d.w.get(), gw));
 }
 
-void conv2d_backward_bias(const ConvGeometry& g, const float* gy, float* gb, cudaStream_t s) {
+template <typename T>
+void conv2d_backward_bias(const ConvGeometry& g, const T* gy, float* gb, cudaStream_t s) {
   if (g.c_out == 0) return;
   MTL_CHECK(g.c_out <= INT_MAX, "conv2d: ", g.c_out, " output channels exceed the grid limit");
-  MTL_LAUNCH(bias_grad_kernel, static_cast<unsigned>(g.c_out), kThreads, 0, s, gy, gb, g.n, g.c_out, g.out_h * g.out_w);
+  MTL_LAUNCH(bias_grad_kernel, static_cast<unsigned>(g.c_out), kThreads, 0, s, dev(gy), gb, g.n, g.c_out,
+             g.out_h * g.out_w);
   MTL_CUDA_LAUNCH_CHECK();
 }
+
+#define MTL_CONV(T)                                                                                                \
+  template void conv2d_forward<T>(cudnnHandle_t, const ConvGeometry&, ConvPolicy, const T*, const T*, T*);         \
+  template void conv2d_bias_add<T>(const ConvGeometry&, const float*, T*, cudaStream_t);                           \
+  template void conv2d_backward_input<T>(cudnnHandle_t, const ConvGeometry&, ConvPolicy, const T*, const T*, T*);  \
+  template void conv2d_backward_weight<T>(cudnnHandle_t, const ConvGeometry&, ConvPolicy, const T*, const T*, T*); \
+  template void conv2d_backward_bias<T>(const ConvGeometry&, const T*, float*, cudaStream_t);
+MTL_CONV(float)
+MTL_CONV(bf16)
+#undef MTL_CONV
 
 int64_t conv_algorithm_cache_size() {
   std::lock_guard<std::mutex> lock(cache().mu);

@@ -1,8 +1,8 @@
 // GroupNorm forward and backward, hand-written (no cuDNN).
 //
-// Group (n, g) is one contiguous run of M = D * HW floats, so the statistics are a plain
-// streaming reduction. Two launch plans, chosen from the shape alone (never from the device, so
-// results are bitwise reproducible on any GPU):
+// Group (n, g) is one contiguous run of M = D * HW values (float or bfloat16, computed in float), so the statistics are
+// a plain streaming reduction. Two launch plans, chosen from the shape alone (never from the device, so results are
+// bitwise reproducible on any GPU):
 // - fused (M <= kFusedMaxElems): one block per (n, g) computes the statistics, then re-reads its
 //   group (at most 128 KiB, still in L2) to write y; the backward likewise computes the per-channel
 //   sums, the group coefficients and dx in one block. One launch, minimum DRAM traffic.
@@ -126,8 +126,8 @@ constexpr int kWidth = Vec ? 4 : 1;
 // This thread's Welford state over elements [begin, end) of xg, shifted by k. With Vec, begin and
 // end are multiples of 4 and xg is 16-byte aligned. Loads are issued kUnroll at a time so that
 // enough bytes are in flight per thread.
-template <bool Vec, int Threads>
-__device__ __forceinline__ Welford thread_welford(const float* __restrict__ xg, int64_t begin, int64_t end, float k) {
+template <bool Vec, int Threads, typename T>
+__device__ __forceinline__ Welford thread_welford(const T* __restrict__ xg, int64_t begin, int64_t end, float k) {
   constexpr int kUnroll = 4, N = kWidth<Vec>;
   Welford w{0.f, 0.f, 0.f};
   const int64_t e = end / N;
@@ -184,16 +184,16 @@ __device__ __forceinline__ void add_centred(float& s, float& b, const Packed<N>&
 
 // ---- forward, fused plan ----------------------------------------------------------------------
 
-template <bool Vec>
+template <bool Vec, typename T>
 __global__ void __launch_bounds__(kFusedThreads)
-    gn_fwd_fused(float* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, const float* __restrict__ x,
+    gn_fwd_fused(T* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, const T* __restrict__ x,
                  const float* __restrict__ gamma, const float* __restrict__ beta, int d, int hw, int m, int groups,
                  float eps) {
   __shared__ float stats[2];
   const int64_t ng = blockIdx.x;
-  const float* xg = x + ng * m;
-  float* yg = y + ng * m;
-  const float k = m > 0 ? xg[0] : 0.f;
+  const T* xg = x + ng * m;
+  T* yg = y + ng * m;
+  const float k = m > 0 ? to_float(xg[0]) : 0.f;
   Welford w = block_welford<kFusedThreads>(thread_welford<Vec, kFusedThreads>(xg, 0, m, k));
   if (threadIdx.x == 0) {
     const float mu = k + w.mean, r = rstd_of(w, m, eps);
@@ -216,12 +216,12 @@ __global__ void __launch_bounds__(kFusedThreads)
 // ---- forward, split plan ----------------------------------------------------------------------
 
 // Block ng*splits + s: Welford state of chunk s of group ng -> part[3 * block] = (mean, m2, n).
-template <bool Vec>
+template <bool Vec, typename T>
 __global__ void __launch_bounds__(kThreads)
-    gn_fwd_partial(float* __restrict__ part, const float* __restrict__ x, int64_t m, int64_t splits, int64_t chunk) {
+    gn_fwd_partial(float* __restrict__ part, const T* __restrict__ x, int64_t m, int64_t splits, int64_t chunk) {
   const int64_t ng = blockIdx.x / splits, s = blockIdx.x % splits;
-  const float* xg = x + ng * m;
-  const float k = xg[0];  // the split plan only runs for m > kFusedMaxElems
+  const T* xg = x + ng * m;
+  const float k = to_float(xg[0]);  // the split plan only runs for m > kFusedMaxElems
   const int64_t begin = std::min(m, s * chunk), end = std::min(m, begin + chunk);
   Welford w = block_welford<kThreads>(thread_welford<Vec, kThreads>(xg, begin, end, k));
   if (threadIdx.x == 0) {
@@ -235,8 +235,9 @@ __global__ void __launch_bounds__(kThreads)
 // One thread per (n, c) row: combines its group's partial states in chunk order (every row of a
 // group does the same arithmetic, so they agree bitwise), writes the row's scale and shift and,
 // for the group's first channel, the saved statistics.
+template <typename T>
 __global__ void gn_fwd_finalize(float* __restrict__ mean, float* __restrict__ rstd, float* __restrict__ ab,
-                                const float* __restrict__ part, const float* __restrict__ x,
+                                const float* __restrict__ part, const T* __restrict__ x,
                                 const float* __restrict__ gamma, const float* __restrict__ beta, int64_t rows,
                                 int64_t c, int64_t d, int64_t m, int64_t splits, float eps) {
   MTL_GRID_LOOP(row, rows) {
@@ -244,7 +245,7 @@ __global__ void gn_fwd_finalize(float* __restrict__ mean, float* __restrict__ rs
     const float* p = part + 3 * ng * splits;
     Welford w{0.f, 0.f, 0.f};
     for (int64_t s = 0; s < splits; ++s) w = welford_combine(w, Welford{p[3 * s], p[3 * s + 1], p[3 * s + 2]});
-    const float mu = x[ng * m] + w.mean, r = rstd_of(w, m, eps);
+    const float mu = to_float(x[ng * m]) + w.mean, r = rstd_of(w, m, eps);
     if (row % d == 0) {
       mean[ng] = mu;
       rstd[ng] = r;
@@ -257,15 +258,14 @@ __global__ void gn_fwd_finalize(float* __restrict__ mean, float* __restrict__ rs
 }
 
 // y = x * a + b over one tile of one (n, c) row. Blocks run in reverse (see the top of the file).
-template <bool Vec>
-__global__ void __launch_bounds__(kThreads)
-    gn_fwd_apply_rows(float* __restrict__ y, const float* __restrict__ x, const float* __restrict__ ab, int64_t hw,
-                      int64_t tiles) {
+template <bool Vec, typename T>
+__global__ void __launch_bounds__(kThreads) gn_fwd_apply_rows(T* __restrict__ y, const T* __restrict__ x,
+                                                              const float* __restrict__ ab, int64_t hw, int64_t tiles) {
   const int64_t blk = static_cast<int64_t>(gridDim.x) - 1 - blockIdx.x;
   const int64_t row = blk / tiles, t = blk % tiles;
   const float a = ab[2 * row], b = ab[2 * row + 1];
-  const float* xr = x + row * hw;
-  float* yr = y + row * hw;
+  const T* xr = x + row * hw;
+  T* yr = y + row * hw;
   const int64_t begin = t * kTile, end = std::min(hw, begin + kTile);
   constexpr int N = kWidth<Vec>, kPerThread = kTile / N / kThreads;
   const int64_t first = begin / N + threadIdx.x, e = end / N;
@@ -284,11 +284,11 @@ __global__ void __launch_bounds__(kThreads)
 // giving the centred ds = sum(dy * (x - mean)) and db = sum(dy) per (n, c), written to dsdb.
 // Phase 2: the group's coefficients from those sums. Phase 3: dx = a * dy + c1 * x + c2 (skipped
 // when dx is null).
-template <bool Vec>
+template <bool Vec, typename T>
 __global__ void __launch_bounds__(kFusedThreads)
-    gn_bwd_fused(float* __restrict__ dx, float* dsdb, const float* __restrict__ dy, const float* __restrict__ x,
-                 const float* __restrict__ mean, const float* __restrict__ rstd, const float* __restrict__ gamma,
-                 int d, int hw, int m, int groups, int team_log2) {
+    gn_bwd_fused(T* __restrict__ dx, float* dsdb, const T* __restrict__ dy, const T* __restrict__ x,
+                 const float* __restrict__ mean, const float* __restrict__ rstd, const float* __restrict__ gamma, int d,
+                 int hw, int m, int groups, int team_log2) {
   constexpr int kWarps = kFusedThreads / 32;
   __shared__ float wpart[kWarps][2];
   __shared__ float coef[2];
@@ -297,16 +297,16 @@ __global__ void __launch_bounds__(kFusedThreads)
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int team_size = 1 << team_log2, teams = kFusedThreads >> team_log2, warps_per_team = team_size / 32;
   const int team = tid >> team_log2, tl = tid & (team_size - 1);
-  const float* xg = x + ng * m;
-  const float* gg = dy + ng * m;
+  const T* xg = x + ng * m;
+  const T* gg = dy + ng * m;
   const float mu = mean[ng];
   const int rounds = (d + teams - 1) / teams;  // the same for every thread: barriers stay uniform
   for (int rnd = 0; rnd < rounds; ++rnd) {
     const int j = rnd * teams + team;
     float s = 0.f, b = 0.f;
     if (j < d) {
-      const float* xc = xg + static_cast<int64_t>(j) * hw;
-      const float* gc = gg + static_cast<int64_t>(j) * hw;
+      const T* xc = xg + static_cast<int64_t>(j) * hw;
+      const T* gc = gg + static_cast<int64_t>(j) * hw;
       for (int i = tl; i < hw / N; i += team_size)
         add_centred(s, b, load_packed<N>(gc + i * N), load_packed<N>(xc + i * N), mu);
     }
@@ -343,7 +343,7 @@ __global__ void __launch_bounds__(kFusedThreads)
   }
   __syncthreads();
   const float c1 = coef[0], c2 = coef[1];
-  float* og = dx + ng * m;
+  T* og = dx + ng * m;
   for (int i = tid; i < m / N; i += kFusedThreads) {
     const float a = gamma ? gamma[c0 + i / (hw / N)] * r : r;
     store_packed<N>(og + i * N, dx_of(load_packed<N>(gg + i * N), load_packed<N>(xg + i * N), a, c1, c2));
@@ -353,14 +353,14 @@ __global__ void __launch_bounds__(kFusedThreads)
 // ---- backward, split plan ---------------------------------------------------------------------
 
 // Block row*tiles + t: sums of dy * (x - mean) and dy over tile t of row (n, c) -> part[2 * block].
-template <bool Vec>
+template <bool Vec, typename T>
 __global__ void __launch_bounds__(kThreads)
-    gn_bwd_row_partials(float* __restrict__ part, const float* __restrict__ dy, const float* __restrict__ x,
+    gn_bwd_row_partials(float* __restrict__ part, const T* __restrict__ dy, const T* __restrict__ x,
                         const float* __restrict__ mean, int64_t hw, int64_t d, int64_t tiles) {
   const int64_t blk = blockIdx.x, row = blk / tiles, t = blk % tiles;
   const float mu = mean[row / d];
-  const float* xr = x + row * hw;
-  const float* gr = dy + row * hw;
+  const T* xr = x + row * hw;
+  const T* gr = dy + row * hw;
   const int64_t begin = t * kTile, end = std::min(hw, begin + kTile);
   float s = 0.f, b = 0.f;
   constexpr int N = kWidth<Vec>, kPerThread = kTile / N / kThreads;
@@ -415,18 +415,18 @@ __global__ void gn_bwd_group_coeffs(float* __restrict__ dsdb, float* __restrict_
 }
 
 // dx = a * dy + c1 * x + c2 over one tile of one (n, c) row; blocks in reverse.
-template <bool Vec>
+template <bool Vec, typename T>
 __global__ void __launch_bounds__(kThreads)
-    gn_bwd_dx_rows(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x,
+    gn_bwd_dx_rows(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ x,
                    const float* __restrict__ rstd, const float* __restrict__ coef, const float* __restrict__ gamma,
                    int64_t hw, int64_t c, int64_t d, int64_t tiles) {
   const int64_t blk = static_cast<int64_t>(gridDim.x) - 1 - blockIdx.x;
   const int64_t row = blk / tiles, t = blk % tiles, ng = row / d;
   const float r = rstd[ng];
   const float a = gamma ? gamma[row % c] * r : r, c1 = coef[2 * ng], c2 = coef[2 * ng + 1];
-  const float* xr = x + row * hw;
-  const float* gr = dy + row * hw;
-  float* orow = dx + row * hw;
+  const T* xr = x + row * hw;
+  const T* gr = dy + row * hw;
+  T* orow = dx + row * hw;
   const int64_t begin = t * kTile, end = std::min(hw, begin + kTile);
   constexpr int N = kWidth<Vec>, kPerThread = kTile / N / kThreads;
   const int64_t first = begin / N + threadIdx.x, e = end / N;
@@ -478,8 +478,11 @@ size_t group_norm_backward_workspace(const GroupNormDims& d) {
   return floats;
 }
 
-void group_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma, const float* beta,
+template <typename S>
+void group_norm_forward(S* ys, float* mean, float* rstd, const S* xs, const float* gamma, const float* beta,
                         const GroupNormDims& d, double eps, float* workspace, cudaStream_t s) {
+  dev_t<S>* y = dev(ys);
+  const dev_t<S>* x = dev(xs);
   const int64_t ngroups_total = d.n * d.groups, m = d.group_size(), dch = d.group_channels(), rows = d.n * d.c;
   if (ngroups_total == 0) return;
   const Plan p = plan_for(d);
@@ -496,11 +499,13 @@ void group_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
     MTL_CUDA_LAUNCH_CHECK();
     return;
   }
+  // Plain copies for the launch lambdas: a template's lambda may not capture the unnamed namespace's Plan.
+  const int64_t splits = p.splits, chunk = p.chunk, tiles = p.tiles;
   float* part = workspace;
   float* ab = workspace + 3 * ngroups_total * p.splits;
   const unsigned stat_grid = grid_of(ngroups_total * p.splits, "the forward statistics");
   dispatch_bool(vec, [&](auto v) {
-    MTL_LAUNCH(gn_fwd_partial<decltype(v)::value>, stat_grid, kThreads, 0, s, part, x, m, p.splits, p.chunk);
+    MTL_LAUNCH(gn_fwd_partial<decltype(v)::value>, stat_grid, kThreads, 0, s, part, x, m, splits, chunk);
   });
   MTL_CUDA_LAUNCH_CHECK();
   MTL_LAUNCH(gn_fwd_finalize, blocks_for(rows), kThreads, 0, s, mean, rstd, ab, part, x, gamma, beta, rows, d.c, dch, m,
@@ -508,14 +513,17 @@ void group_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
   MTL_CUDA_LAUNCH_CHECK();
   const unsigned row_grid = grid_of(rows * p.tiles, "the forward transform");
   dispatch_bool(vec, [&](auto v) {
-    MTL_LAUNCH(gn_fwd_apply_rows<decltype(v)::value>, row_grid, kThreads, 0, s, y, x, ab, d.hw, p.tiles);
+    MTL_LAUNCH(gn_fwd_apply_rows<decltype(v)::value>, row_grid, kThreads, 0, s, y, x, ab, d.hw, tiles);
   });
   MTL_CUDA_LAUNCH_CHECK();
 }
 
-void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* mean,
+template <typename S>
+void group_norm_backward(S* dxs, float* dgamma, float* dbeta, const S* dys, const S* xs, const float* mean,
                          const float* rstd, const float* gamma, const GroupNormDims& d, float* workspace,
                          cudaStream_t s) {
+  dev_t<S>* dx = dev(dxs);
+  const dev_t<S>*dy = dev(dys), *x = dev(xs);
   const int64_t ngroups_total = d.n * d.groups, m = d.group_size(), dch = d.group_channels(), rows = d.n * d.c;
   const bool params = dgamma || dbeta;
   if (!dx && !params) return;
@@ -532,12 +540,13 @@ void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
     });
     MTL_CUDA_LAUNCH_CHECK();
   } else if (ngroups_total > 0) {
+    const int64_t tiles = p.tiles;  // a plain copy for the launch lambdas, as in the forward
     float* part = dsdb + 2 * rows;
     float* coef = part + 2 * rows * p.tiles;
     const unsigned row_grid = grid_of(rows * p.tiles, "the backward sums");
     dispatch_bool(vec, [&](auto v) {
       MTL_LAUNCH(gn_bwd_row_partials<decltype(v)::value>, row_grid, kThreads, 0, s, part, dy, x, mean, d.hw, dch,
-                 p.tiles);
+                 tiles);
     });
     MTL_CUDA_LAUNCH_CHECK();
     const unsigned coef_grid = grid_of((ngroups_total * 32 + kThreads - 1) / kThreads, "the backward coefficients");
@@ -547,7 +556,7 @@ void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
     if (dx) {
       dispatch_bool(vec, [&](auto v) {
         MTL_LAUNCH(gn_bwd_dx_rows<decltype(v)::value>, row_grid, kThreads, 0, s, dx, dy, x, rstd, coef, gamma, d.hw,
-                   d.c, dch, p.tiles);
+                   d.c, dch, tiles);
       });
       MTL_CUDA_LAUNCH_CHECK();
     }
@@ -557,5 +566,14 @@ void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
     MTL_CUDA_LAUNCH_CHECK();
   }
 }
+
+#define MTL_GROUP_NORM(T)                                                                                             \
+  template void group_norm_forward<T>(T*, float*, float*, const T*, const float*, const float*, const GroupNormDims&, \
+                                      double, float*, cudaStream_t);                                                  \
+  template void group_norm_backward<T>(T*, float*, float*, const T*, const T*, const float*, const float*,            \
+                                       const float*, const GroupNormDims&, float*, cudaStream_t);
+MTL_GROUP_NORM(float)
+MTL_GROUP_NORM(bf16)
+#undef MTL_GROUP_NORM
 
 }  // namespace mtl::kernels::cuda

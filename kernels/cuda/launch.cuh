@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <type_traits>
 
@@ -58,5 +59,25 @@ __device__ __forceinline__ T* dynamic_shared() {
 #define MTL_GRID_LOOP(i, n)                                                              \
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+// The same loop with an index of type I (int32_t or int64_t, from dispatch_index).
+#define MTL_GRID_LOOP_AS(I, i, n)                                            \
+  for (I i = static_cast<I>(blockIdx.x * blockDim.x + threadIdx.x); i < (n); \
+       i += static_cast<I>(blockDim.x * gridDim.x))
+
+// The largest element count that 32-bit index arithmetic serves: every index below it and every
+// step of a grid-stride loop past it (at most blocks_for's cap times 1024 threads) fit in an int32.
+constexpr int64_t kMaxIndex32 = INT32_MAX - int64_t{65535} * 8 * 1024;
+
+// Calls f with int32_t{} when `n` (the largest element count or offset the kernel computes)
+// allows 32-bit index arithmetic, int64_t{} otherwise: a 64-bit division or modulo per element is
+// a long instruction sequence on a GPU, a 32-bit one a few instructions.
+template <typename F>
+void dispatch_index(int64_t n, F&& f) {
+  if (n <= kMaxIndex32)
+    f(int32_t{});
+  else
+    f(int64_t{});
+}
 
 }  // namespace mtl::kernels::cuda

@@ -214,7 +214,10 @@ void add_eval_log_runtime(std::vector<Field>& f) {
                      "heuristic order, so two runs (and processes) give the same bits, at some speed cost\n"
                      "on a GPU. The CPU path is deterministic either way."));
   f.push_back(f_enum<Precision>("runtime.precision", ACC(runtime.precision),
-                                "fp32, or bf16 mixed precision (CUDA only)."));
+                                "fp32, or bf16 mixed precision as autocast's: bfloat16 activations and convolution\n"
+                                "inputs; float32 accumulation, weights, optimiser state, losses and normalisation\n"
+                                "statistics. On the CPU, bf16 computes in float32 and rounds where the GPU stores\n"
+                                "bfloat16 (for tests: slower than fp32 there). Checkpoints stay float32."));
   f.push_back(f_int("runtime.workers", ACC(runtime.workers), 0, 256,
                     "Data-loading threads; 0 = load in the training thread."));
 }

@@ -76,6 +76,7 @@ Trainer::Trainer(Config cfg, TrainOptions opts)
 
   // ---- model, objective, balancer, optimiser ----
   model_ = std::make_unique<models::ESANet>(cfg_.model, model_build_options(cfg_));
+  model_->set_compute_dtype(compute_dtype(cfg_.runtime.precision));
   objective_ = std::make_unique<Objective>(cfg_, weights, device_);
   balancer_ = make_balancer(cfg_.loss, objective_->tasks());
   // A class map seeds the class adapter; a file that holds an adapter of its own overrides it.

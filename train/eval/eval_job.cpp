@@ -51,6 +51,7 @@ EvalReport run_evaluation(const EvalToolOptions& o) {
     cfg.data.root = o.data_root;
     cfg.data.sources.clear();
   }
+  if (o.precision) cfg.runtime.precision = *o.precision;
   for (const ClassInfo& c : cfg.data.classes) r.class_names.push_back(c.name);
   const Device device = setup_runtime(cfg.runtime, o.device);
   r.checkpoints = resolve_checkpoints(o.run_dir, o.checkpoints, r.notes);
@@ -114,6 +115,7 @@ EvalReport run_evaluation(const EvalToolOptions& o) {
     const Sample first = ds.load(0);
     auto [rgb, depth] = predictor.network_inputs({{&first.rgb, &first.depth}});
     r.speed = measure_speed(predictor, rgb, depth, io.batch, o.speed);
+    r.speed.precision = std::string(to_string(cfg.runtime.precision));
   }
 
   if (!panels.empty()) {

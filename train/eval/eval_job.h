@@ -23,6 +23,7 @@ struct EvalToolOptions {
   std::string json_path;                 // the JSON report, when set
   std::string panel_dir;                 // where the panels go; empty: see visuals_dir()
   std::optional<Device> device;          // default runtime.device
+  std::optional<Precision> precision;    // default runtime.precision
   SpeedOptions speed;
   // Called after each image with (done, total), for a progress display.
   std::function<void(int64_t, int64_t)> progress;

@@ -172,6 +172,7 @@ PredictSummary run_predict(const PredictOptions& o) {
   std::set<std::string> stems;
   for (const PredictPair& p : o.pairs)
     MTL_CHECK(stems.insert(p.stem).second, "two inputs named '", p.stem, "' would write the same outputs");
+  if (o.precision) cfg.runtime.precision = *o.precision;
   const Device device = setup_runtime(cfg.runtime, o.device);
   const std::vector<std::string> checkpoints = resolve_checkpoints(o.run_dir, o.checkpoints, s.notes);
   const DatasetStats stats = load_run_stats(o.run_dir, cfg, s.notes);

@@ -70,6 +70,7 @@ struct PredictOptions {
   std::optional<double> depth_scale;     // default: the run's data.depth_scale
   std::string out_dir;                   // default: RUN_DIR/predictions
   std::optional<Device> device;          // default: runtime.device
+  std::optional<Precision> precision;    // default: runtime.precision
   InferenceOptions inference{Tta::none, InferMode::whole, 0};  // batch <= 0: eval.batch_size
   // Called with each image's outputs after they are written (tests, progress).
   std::function<void(const PredictPair&, const PredictOutputs&)> on_image;

@@ -37,6 +37,7 @@ nlohmann::ordered_json eval_report_json(const EvalReport& r) {
   }
   nlohmann::ordered_json sp;
   sp["device"] = r.speed.device;
+  sp["precision"] = r.speed.precision;
   sp["batch"] = r.speed.batch;
   sp["latency_ms"] = json_number(r.speed.latency_ms);
   sp["images_per_s"] = json_number(r.speed.images_per_s);
@@ -97,7 +98,7 @@ std::string format_eval_report(const EvalReport& r) {
     out += "\ndepth (metres, at the depth maps' original resolution, " + std::to_string(d.pixels) + " valid pixels)\n";
     for (const auto& [k, v] : ops::named_values(d)) line("  %-*s  %s", w, k.c_str(), value(v).c_str());
   }
-  out += "\nspeed on " + r.speed.device + " (forward passes only, no data loading)\n";
+  out += "\nspeed on " + r.speed.device + " in " + r.speed.precision + " (forward passes only, no data loading)\n";
   line("  %-*s  %.2f ms/image", w, "latency (batch 1)", r.speed.latency_ms);
   line("  %-*s  %.1f images/s", w, tp.c_str(), r.speed.images_per_s);
   for (const std::string& v : r.visuals) line("panel       %s", v.c_str());

@@ -17,6 +17,7 @@ struct SpeedOptions {
 
 struct SpeedResult {
   std::string device;        // the device's name
+  std::string precision;     // runtime.precision: fp32 or bf16
   int batch = 1;             // the throughput's batch size
   double latency_ms = 0;     // median time of one batch-1 prediction
   double images_per_s = 0;   // batch * runs / total time at `batch`

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "train/run/checkpoint.h"
+#include "train/run/runtime.h"
 
 namespace mtl::train {
 
@@ -65,6 +66,7 @@ std::shared_ptr<models::ESANet> load_model(const Config& cfg, const std::string&
   auto model = std::make_shared<models::ESANet>(cfg.model, model_build_options(cfg));
   model->load_state_dict(ck.model, true, "checkpoint '" + checkpoint + "'");
   model->to(device);
+  model->set_compute_dtype(compute_dtype(cfg.runtime.precision));
   model->eval();
   return model;
 }

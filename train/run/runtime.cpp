@@ -24,8 +24,9 @@ Device setup_runtime(const RuntimeConfig& rt, std::optional<Device> device) {
   if (d.is_cuda()) cuda::require();
   kernels::set_cpu_threads(rt.threads);
   cuda::set_deterministic(rt.deterministic);
-  MTL_CHECK(rt.precision == Precision::fp32, "runtime.precision: bf16 is not available yet; use fp32");
   return d;
 }
+
+DType compute_dtype(Precision p) { return p == Precision::bf16 ? DType::bf16 : DType::f32; }
 
 }  // namespace mtl::train
