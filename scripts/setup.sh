@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Installs what mtl needs from Debian's packages (idempotent) and the ONNX export tests' Python
-# packages from PyPI (tests/onnx/requirements.txt, into the virtual environment BUILD/python),
-# then configures and builds.
+# Installs what mtl needs from Debian's packages (idempotent) and the tests' Python packages from
+# PyPI (scripts/requirements-test.txt), then configures and builds.
 # The CUDA toolkit (nvcc, cuDNN, cuBLAS) is expected in /usr/local/cuda, as on the project's
 # machines; nothing here needs a GPU.
 #   scripts/setup.sh            install + configure + build everything into ./build
@@ -12,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build ccache pkg-config
           libyaml-cpp-dev doctest-dev libbenchmark-dev libopenblas-dev
-          nlohmann-json3-dev libcli11-dev libstb-dev libboost-context-dev python3 python3-venv)
+          nlohmann-json3-dev libcli11-dev libstb-dev libboost-context-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,7 +24,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The Python readers some tests check mtl's files with (TensorBoard's own event reader).
+# The Python readers some tests check mtl's files with (TensorBoard's event reader, ONNX's checker
+# and ONNX Runtime); the tests use the same Python (MTL_PYTHON when CMake first configures).
 python=${MTL_PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(0)' 2>/dev/null; then
   echo "setup: error: $python is needed by the tests (set MTL_PYTHON)" >&2
@@ -42,16 +42,6 @@ if [ ! -x /usr/local/cuda/bin/nvcc ] && ! command -v nvcc >/dev/null; then
 fi
 
 build=${MTL_BUILD_DIR:-build}
-# onnx and onnxruntime for tests/onnx/check_export.py, reinstalled when the pinned versions change.
-py="$build/python"
-if ! cmp -s tests/onnx/requirements.txt "$py/requirements.txt"; then
-  echo "setup: installing tests/onnx/requirements.txt into $py"
-  rm -rf "$py"
-  python3 -m venv "$py"
-  "$py/bin/pip" install -q --disable-pip-version-check -r tests/onnx/requirements.txt
-  cp tests/onnx/requirements.txt "$py/requirements.txt"
-fi
-
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 if [ -z "${MTL_SETUP_NO_BUILD:-}" ]; then

@@ -1,7 +1,8 @@
 // mtl_export (docs/deploy.md): runs of several ESANet configurations exported and checked by the
 // onnx checker (full_check) and by ONNX Runtime against mtl's own outputs on the sample batch
-// (tests/onnx/check_export.py, run with the Python that scripts/setup.sh makes in BUILD/python:
-// without onnx and onnxruntime these cases fail), a dynamic-batch export run at batch 1 and 3, and
+// (tests/onnx/check_export.py, run with the Python that scripts/setup.sh installs
+// scripts/requirements-test.txt into: without onnx and onnxruntime these cases fail, not skip), a
+// dynamic-batch export run at batch 1 and 3, and
 // the bad inputs (no checkpoint, a size that is not a multiple of 32, an output folder that does
 // not exist, no validation data) as one message, a non-zero exit and no file at all. The runs'
 // networks are freshly initialised with their norms' statistics and affine parameters randomised,
@@ -108,9 +109,13 @@ Config tiny_config() {
 
 // check_export.py on the model and its sample (extra: more options); prints its measurements.
 void check_with_onnx_runtime(const ExportRun& r, const std::string& what, const std::string& extra = "") {
-  REQUIRE_MESSAGE(fs::exists(kPython), "no Python with onnx and onnxruntime at '", kPython,
-                  "': scripts/setup.sh makes it (tests/onnx/requirements.txt)");
   test::TempDir scratch("export_check");
+  const test::CommandResult imports =
+      test::run_command("'" + kPython + "' -c 'import onnx, onnxruntime, safetensors'", scratch);
+  REQUIRE_MESSAGE(imports.status == 0, kPython,
+                  " cannot import onnx, onnxruntime and safetensors: run scripts/setup.sh (pip install -r "
+                  "scripts/requirements-test.txt)\n",
+                  imports.err);
   const test::CommandResult c = test::run_command(
       "'" + kPython + "' '" + kChecker + "' '" + r.model_path() + "' '" + r.sample_path() + "' " + extra, scratch);
   REQUIRE_MESSAGE(c.status == 0, what, ": ", c.err);
