@@ -1,15 +1,19 @@
 // mtl_export (docs/deploy.md): runs of several ESANet configurations exported and checked by the
 // onnx checker (full_check) and by ONNX Runtime against mtl's own outputs on the sample batch
 // (tests/onnx/check_export.py, run with the Python that scripts/setup.sh installs
-// scripts/requirements-test.txt into: without onnx and onnxruntime these cases fail, not skip), a
-// dynamic-batch export run at batch 1 and 3, and
-// the bad inputs (no checkpoint, a size that is not a multiple of 32, an output folder that does
-// not exist, no validation data) as one message, a non-zero exit and no file at all. The runs'
-// networks are freshly initialised with their norms' statistics and affine parameters randomised,
-// so that folding BatchNorm and the GroupNorm subgraph are really tested.
+// scripts/requirements-test.txt into: without onnx and onnxruntime these cases fail, not skip),
+// the metadata_props as ONNX reads them (their normalisation constants turn the raw validation
+// frame into the sample's inputs), a dynamic-batch export run at batch 1 and 3, and the bad inputs
+// (no checkpoint, a size that is not a multiple of 32, an output folder that does not exist, no
+// validation data) as one message, a non-zero exit and no file at all. The runs' networks are
+// freshly initialised with their norms' statistics and affine parameters randomised, so that
+// folding BatchNorm and the GroupNorm subgraph are really tested.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "core/autograd.h"
 #include "core/error.h"
@@ -17,13 +21,13 @@
 #include "core/safetensors.h"
 #include "nn/init.h"
 #include "support/run_folder.h"
+#include "train/data/dataset.h"
 #include "train/data/synthetic/datagen.h"
 #include "train/export/export_job.h"
 #include "train/run/checkpoint.h"
 
 using namespace mtl;
 using namespace mtl::train;
-using doctest::Contains;
 namespace fs = std::filesystem;
 
 namespace {
@@ -107,8 +111,9 @@ Config tiny_config() {
   return c;
 }
 
-// check_export.py on the model and its sample (extra: more options); prints its measurements.
-void check_with_onnx_runtime(const ExportRun& r, const std::string& what, const std::string& extra = "") {
+// check_export.py on the model and its sample (extra: more options); prints its measurements and
+// returns them (with the model's metadata_props under "metadata").
+nlohmann::json check_with_onnx_runtime(const ExportRun& r, const std::string& what, const std::string& extra = "") {
   test::TempDir scratch("export_check");
   const test::CommandResult imports =
       test::run_command("'" + kPython + "' -c 'import onnx, onnxruntime, safetensors'", scratch);
@@ -119,7 +124,63 @@ void check_with_onnx_runtime(const ExportRun& r, const std::string& what, const 
   const test::CommandResult c = test::run_command(
       "'" + kPython + "' '" + kChecker + "' '" + r.model_path() + "' '" + r.sample_path() + "' " + extra, scratch);
   REQUIRE_MESSAGE(c.status == 0, what, ": ", c.err);
-  MESSAGE(what, ": ", c.out);
+  const nlohmann::json result = nlohmann::json::parse(c.out);
+  nlohmann::json measured = result;
+  measured.erase("metadata");
+  MESSAGE(what, ": ", measured.dump());
+  return result;
+}
+
+// The metadata_props' values (as ONNX reads them, all strings) against the run, and their
+// normalisation applied to the first raw validation frame against the sample's inputs: what an
+// application does to feed the model from the metadata alone. (The data are at the input size, so
+// the resize to the network input is an identity.)
+void check_metadata(const nlohmann::json& meta, const ExportRun& r) {
+  CHECK(meta.at("input_size") == "160x128");
+  CHECK(meta.at("modality") == "rgbd");
+  CHECK(nlohmann::json::parse(meta.at("tasks").get<std::string>()) == nlohmann::json({"semantic", "depth"}));
+  std::vector<std::string> names;
+  for (const ClassInfo& c : r.cfg.data.classes) names.push_back(c.name);
+  REQUIRE(names.size() == 7);
+  CHECK(nlohmann::json::parse(meta.at("class_names").get<std::string>()) == nlohmann::json(names));
+  CHECK(meta.at("num_classes") == "7");
+  CHECK(meta.at("max_depth") == "10");
+  CHECK(meta.at("checkpoint") == "best.safetensors");
+  const auto rgb_mean = nlohmann::json::parse(meta.at("rgb_mean").get<std::string>()).get<std::vector<double>>();
+  const auto rgb_std = nlohmann::json::parse(meta.at("rgb_std").get<std::string>()).get<std::vector<double>>();
+  const double depth_mean = std::stod(meta.at("depth_mean").get<std::string>());
+  const double depth_std = std::stod(meta.at("depth_std").get<std::string>());
+  CHECK(rgb_mean == std::vector<double>{0.485, 0.456, 0.406});
+  CHECK(rgb_std == std::vector<double>{0.229, 0.224, 0.225});
+  CHECK(depth_mean == 3.0);  // the run's mtl_stats.json
+  CHECK(depth_std == 1.5);
+
+  std::vector<Problem> problems;
+  std::vector<std::string> left_out;
+  const Sample frame = Dataset(r.cfg.data, list_split(r.cfg.data, "val", false, problems, left_out)).load(0);
+  REQUIRE(frame.rgb.width == 160);
+  REQUIRE(frame.rgb.height == 128);
+  const SafetensorsFile s = load_safetensors(r.sample_path());
+  const std::vector<double> rgb = s.tensors.at("input/rgb").to_f64_vector(),
+                            depth = s.tensors.at("input/depth").to_f64_vector();
+  const size_t plane = frame.rgb.pixels();
+  double rgb_err = 0, depth_err = 0;
+  int64_t measured = 0;
+  for (int y = 0; y < frame.rgb.height; ++y) {
+    for (int x = 0; x < frame.rgb.width; ++x) {
+      const size_t i = static_cast<size_t>(y) * static_cast<size_t>(frame.rgb.width) + static_cast<size_t>(x);
+      for (size_t c = 0; c < 3; ++c) {
+        const double want = (frame.rgb.at(x, y, static_cast<int>(c)) / 255.0 - rgb_mean[c]) / rgb_std[c];
+        rgb_err = std::max(rgb_err, std::abs(rgb[c * plane + i] - want));
+      }
+      const double metres = frame.depth.at(x, y);
+      measured += metres > 0;
+      depth_err = std::max(depth_err, std::abs(depth[i] - (metres > 0 ? (metres - depth_mean) / depth_std : 0.0)));
+    }
+  }
+  CHECK(measured > 0);
+  CHECK(rgb_err < 1e-5);
+  CHECK(depth_err < 1e-5);
 }
 
 size_t files_in(const std::string& dir) {
@@ -147,7 +208,9 @@ TEST_CASE("mtl_export: the demo network passes the onnx checker and equals mtl i
   CHECK(s.tensors.at("input/depth").shape() == Shape{2, 1, 128, 160});
   CHECK(s.tensors.at("output/semantic").shape() == Shape{2, 7, 128, 160});
   CHECK(s.tensors.at("output/depth_metres").shape() == Shape{2, 1, 128, 160});
-  check_with_onnx_runtime(r, "demo (ResNet-18 NBt1D x0.25, ppm, light depth head, 160x128, batch 2)");
+  const nlohmann::json result =
+      check_with_onnx_runtime(r, "demo (ResNet-18 NBt1D x0.25, ppm, light depth head, 160x128, batch 2)");
+  check_metadata(result.at("metadata"), r);
 }
 
 TEST_CASE("mtl_export: a dynamic-batch export runs at batch 1 and 3") {
@@ -201,6 +264,39 @@ TEST_CASE("mtl_export: bilinear upsampling, ppm, depth input and task only, dyna
   const ExportRun r(cfg);
   run_export(r.options(std::nullopt));
   check_with_onnx_runtime(r, "ResNet-18 NBt1D x0.125, ppm, bilinear, depth only, --batch dynamic", "--batches 1,3");
+}
+
+TEST_CASE("mtl_export --checkpoint exports that checkpoint, as given or in RUN_DIR/checkpoints/") {
+  const ExportRun r(tiny_config());
+  const auto other = test::fresh_model(r.cfg);
+  randomise_norms(*other, 12);
+  save_checkpoint(r.run + "/checkpoints/last.safetensors", *other, nullptr, nullptr, nullptr);
+  test::TempDir scratch("export_checkpoint");
+  auto export_with = [&](const std::string& args) {
+    const test::CommandResult c =
+        test::run_command(std::string("'") + MTL_EXPORT_EXE + "' '" + r.run + "' --out '" + r.model_path() +
+                              "' --sample-out '" + r.sample_path() + "'" + args,
+                          scratch);
+    INFO(c.err);
+    REQUIRE(c.status == 0);
+    return std::pair{c.out, load_safetensors(r.sample_path()).tensors.at("output/semantic").to_f64_vector()};
+  };
+  const auto [best_out, best] = export_with("");
+  CHECK(best_out.find("from " + r.run + "/checkpoints/best.safetensors") != std::string::npos);
+  const auto [last_out, last] = export_with(" --checkpoint last.safetensors");
+  CHECK(last_out.find("from " + r.run + "/checkpoints/last.safetensors") != std::string::npos);
+  CHECK(last != best);  // the other checkpoint's weights, not best's
+  const auto [given_out, given] = export_with(" --checkpoint '" + r.run + "/checkpoints/last.safetensors'");
+  CHECK(given_out.find("from " + r.run + "/checkpoints/last.safetensors") != std::string::npos);
+  CHECK(given == last);
+
+  const test::CommandResult missing =
+      test::run_command(std::string("'") + MTL_EXPORT_EXE + "' '" + r.run + "' --out '" + (scratch / "m.onnx") +
+                            "' --checkpoint nope.safetensors",
+                        scratch);
+  CHECK(missing.status == 1);
+  CHECK(missing.err.find("mtl_export: error: checkpoint 'nope.safetensors' does not exist") == 0);
+  CHECK_FALSE(fs::exists(scratch / "m.onnx"));
 }
 
 TEST_CASE("mtl_export: bad inputs are one clear error and leave no file") {

@@ -12,7 +12,8 @@
 4. with --batches, the same at each of those batch sizes (the sample's images repeated or cut to
    that many), for a model exported with --batch dynamic.
 
-Prints one JSON line with the measurements; exits 1 with the reason on any failure. Used by
+Prints one JSON line with the measurements and the metadata_props (for the caller to check their
+values against the run); exits 1 with the reason on any failure. Used by
 tests/test_export_job.cpp; docs/deploy.md shows its core as the snippet for users.
 """
 import argparse
@@ -79,7 +80,7 @@ def main():
     if missing:
         fail("metadata_props lacks " + ", ".join(missing))
     result = {"opset": model.opset_import[0].version, "ir_version": model.ir_version, "nodes": len(model.graph.node),
-              "ops": ops}
+              "ops": ops, "metadata": meta}
 
     sample = load_file(a.sample)
     opts = ort.SessionOptions()
