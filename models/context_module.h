@@ -20,7 +20,7 @@ class ContextModule : public nn::Module {
   std::pair<int64_t, int64_t> pool_size(size_t i, int64_t h, int64_t w) const;
   // Whether the branches are upsampled bilinearly (else nearest).
   bool upsamples_bilinear() const { return bilinear_; }
-  std::vector<nn::ModulePtr> features;  // ppm: Sequential(pool, ConvBNAct); appm: ConvBNAct
+  std::vector<nn::ModulePtr> features;                   // ppm: Sequential(pool, ConvBNAct); appm: ConvBNAct
   std::vector<std::shared_ptr<ConvBNAct>> branch_convs;  // each branch's ConvBNAct (inside features)
   std::shared_ptr<ConvBNAct> final_conv;
 

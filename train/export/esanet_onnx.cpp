@@ -60,7 +60,7 @@ class Writer {
   // Small integer constants (shapes, indices), shared by every node that needs the same values.
   std::string constant_i64(const std::string& kind, const std::vector<int64_t>& v) {
     std::string name = "const." + kind;
-    for (int64_t x : v) name += "_" + (x < 0 ? "m" + std::to_string(-x) : std::to_string(x));
+    for (int64_t x : v) name.append(x < 0 ? "_m" : "_").append(std::to_string(x < 0 ? -x : x));
     if (names_.count(name)) return name;
     claim(name);
     m_.initializers.push_back({name, DataType::int64, {static_cast<int64_t>(v.size())}, raw_int64(v)});
