@@ -29,6 +29,7 @@ ContextModule::ContextModule(const ModelConfig& cfg, const BuildOptions& build, 
   const int64_t reduction = std::max<int64_t>(1, in / static_cast<int64_t>(bins_.size()));
   for (size_t i = 0; i < bins_.size(); ++i) {
     auto conv = std::make_shared<ConvBNAct>(in, reduction, 1, norm, gen);
+    branch_convs.push_back(conv);
     nn::ModulePtr branch = conv;
     if (!adaptive_)
       branch = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{std::make_shared<AdaptivePool>(bins_[i]), conv});
@@ -44,17 +45,22 @@ ContextModule::ContextModule(const ModelConfig& cfg, const BuildOptions& build, 
                                std::make_shared<ConvBNAct>(in + reduction * static_cast<int64_t>(bins_.size()), out, 1, norm, gen));
 }
 
+std::pair<int64_t, int64_t> ContextModule::pool_size(size_t i, int64_t h, int64_t w) const {
+  if (!adaptive_) return {bins_[i], bins_[i]};
+  // int(h / h_train + 0.5) as in the reference: bins scale with the input.
+  const int64_t mh = static_cast<int64_t>(static_cast<double>(h) / static_cast<double>(train_h_) + 0.5);
+  const int64_t mw = static_cast<int64_t>(static_cast<double>(w) / static_cast<double>(train_w_) + 0.5);
+  return {bins_[i] * std::max<int64_t>(mh, 1), bins_[i] * std::max<int64_t>(mw, 1)};
+}
+
 Tensor ContextModule::forward(const Tensor& x) {
   const int64_t h = x.size(2), w = x.size(3);
   std::vector<Tensor> outs = {x};
   for (size_t i = 0; i < features.size(); ++i) {
     Tensor y;
     if (adaptive_) {
-      // int(h / h_train + 0.5) as in the reference: bins scale with the input.
-      const int64_t mh = static_cast<int64_t>(static_cast<double>(h) / static_cast<double>(train_h_) + 0.5);
-      const int64_t mw = static_cast<int64_t>(static_cast<double>(w) / static_cast<double>(train_w_) + 0.5);
-      y = features[i]->forward(ops::adaptive_avg_pool2d(x, bins_[i] * std::max<int64_t>(mh, 1),
-                                                        bins_[i] * std::max<int64_t>(mw, 1)));
+      const auto [ph, pw] = pool_size(i, h, w);
+      y = features[i]->forward(ops::adaptive_avg_pool2d(x, ph, pw));
     } else {
       y = features[i]->forward(x);
     }

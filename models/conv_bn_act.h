@@ -10,6 +10,7 @@ class ConvBNAct : public nn::Module {
   ConvBNAct(int64_t in, int64_t out, int64_t kernel, nn::NormKind norm, Generator& gen, bool act = true,
             int64_t stride = 1);
   Tensor forward(const Tensor& x) override;
+  bool has_act() const { return act_; }
   std::shared_ptr<nn::Conv2d> conv;
   nn::ModulePtr bn;
 

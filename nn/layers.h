@@ -85,6 +85,7 @@ class Upsample : public Module {
  public:
   Upsample(UpsampleMode mode, int64_t channels, Generator& gen);
   Tensor forward(const Tensor& x) override;
+  UpsampleMode mode() const { return mode_; }
   std::shared_ptr<Conv2d> conv;
 
  private:

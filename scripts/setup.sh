@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what mtl needs from Debian's packages (idempotent), then configures and builds.
+# Installs what mtl needs from Debian's packages (idempotent) and the tests' Python packages from
+# PyPI (scripts/requirements-test.txt), then configures and builds.
 # The CUDA toolkit (nvcc, cuDNN, cuBLAS) is expected in /usr/local/cuda, as on the project's
 # machines; nothing here needs a GPU.
 #   scripts/setup.sh            install + configure + build everything into ./build
@@ -23,7 +24,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The Python readers some tests check mtl's files with (TensorBoard's own event reader).
+# The Python readers some tests check mtl's files with (TensorBoard's event reader, ONNX's checker
+# and ONNX Runtime); the tests use the same Python (MTL_PYTHON when CMake first configures).
 python=${MTL_PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(0)' 2>/dev/null; then
   echo "setup: error: $python is needed by the tests (set MTL_PYTHON)" >&2

@@ -315,8 +315,9 @@ TEST_CASE("event writer errors name the path") {
 
 TEST_CASE("TensorBoard's own reader sees the scalars and images") {
   // scripts/setup.sh installs it (scripts/requirements-test.txt): without it this fails, not skips.
-  REQUIRE_MESSAGE(std::system("python3 -c 'import tensorboard' >/dev/null 2>&1") == 0,
-                  "python3 cannot import tensorboard: run scripts/setup.sh (pip install -r scripts/requirements-test.txt)");
+  const std::string python = MTL_PYTHON;  // tests/CMakeLists.txt
+  REQUIRE_MESSAGE(std::system(("'" + python + "' -c 'import tensorboard' >/dev/null 2>&1").c_str()) == 0, python,
+                  " cannot import tensorboard: run scripts/setup.sh (pip install -r scripts/requirements-test.txt)");
   test::TempDir tmp("test_tensorboard");
   const fs::path dir = tmp.path / "logs";  // made by the writer
   std::vector<std::pair<int64_t, float>> loss;
@@ -331,8 +332,8 @@ TEST_CASE("TensorBoard's own reader sees the scalars and images") {
     w.add_image("val/panel", test_image(5, 3), 40);
     w.flush();
   }
-  const std::string cmd = std::string("python3 '") + MTL_SOURCE_DIR + "/tests/reference/read_tensorboard.py' '" +
-                          dir.string() + "' 2>&1";
+  const std::string cmd =
+      "'" + python + "' '" + MTL_SOURCE_DIR + "/tests/reference/read_tensorboard.py' '" + dir.string() + "' 2>&1";
   std::FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string text;

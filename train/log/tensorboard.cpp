@@ -6,12 +6,15 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/protobuf.h"
 
 namespace mtl::train {
+
+// The messages below are encoded with the hand-written wire format of core/protobuf.h.
+using namespace protobuf;
 
 namespace {
 
@@ -30,41 +33,6 @@ constexpr uint32_t kMaskDelta = 0xa282ead8u;
 
 void put_le(std::string& out, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-// ---- protobuf wire format: only what Event, Summary, Value and Image need ----
-
-enum Wire : uint32_t { kVarint = 0, kFixed64 = 1, kBytes = 2, kFixed32 = 5 };
-
-void put_varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-void put_key(std::string& out, uint32_t field, Wire wire) { put_varint(out, (uint64_t{field} << 3) | wire); }
-// int32 and int64 fields: negative values are sign-extended to 64 bits (ten varint bytes).
-void put_int(std::string& out, uint32_t field, int64_t v) {
-  put_key(out, field, kVarint);
-  put_varint(out, static_cast<uint64_t>(v));
-}
-void put_bytes(std::string& out, uint32_t field, std::string_view bytes) {
-  put_key(out, field, kBytes);
-  put_varint(out, bytes.size());
-  out.append(bytes);
-}
-void put_double(std::string& out, uint32_t field, double v) {
-  uint64_t bits = 0;
-  std::memcpy(&bits, &v, sizeof bits);
-  put_key(out, field, kFixed64);
-  put_le(out, bits, 8);
-}
-void put_float(std::string& out, uint32_t field, float v) {
-  uint32_t bits = 0;
-  std::memcpy(&bits, &v, sizeof bits);
-  put_key(out, field, kFixed32);
-  put_le(out, bits, 4);
 }
 
 // Event fields: wall_time 1, step 2, file_version 3, summary 5.
