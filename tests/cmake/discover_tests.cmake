@@ -10,7 +10,9 @@ function(list_cases out)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "listing the tests of ${EXE} failed (${rc}):\n${text}")
   endif()
-  string(REPLACE ";" "\\;" text "${text}")
+  # A case's name may hold semicolons, which CMake's lists would split it at: they travel as a
+  # placeholder until the name is written out.
+  string(REPLACE ";" "<semicolon>" text "${text}")
   string(REPLACE "\n" ";" lines "${text}")
   set(names "")
   foreach(line IN LISTS lines)
@@ -35,7 +37,8 @@ endif()
 
 set(script "")
 foreach(kind ${kinds})
-  foreach(name IN LISTS ${kind}_cases)
+  foreach(listed IN LISTS ${kind}_cases)
+    string(REPLACE "<semicolon>" ";" name "${listed}")
     # doctest filters split on commas and treat * and ? as wildcards: escape all three.
     string(REGEX REPLACE "([,*?\\\\])" "\\\\\\1" filter "${name}")
     set(test "${PREFIX}${name}")
