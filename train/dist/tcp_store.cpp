@@ -203,6 +203,7 @@ class TcpStore::Server {
           close_fd(clients[r].fd);
           fail_all(clients,
                    "rank " + std::to_string(r) + " closed its connection to the TCP store: it has ended or failed");
+          drain(clients);
           return;
         }
       }
@@ -219,6 +220,32 @@ class TcpStore::Server {
         const int fd = c.fd;
         c = Client();
         c.fd = fd;
+      }
+    }
+  }
+
+  // After fail_all: closing a socket whose peer's next message is still unread sends a reset,
+  // which can overtake the failure message on its way, so that the peer sees only a lost
+  // connection. Reads and drops what the ranks still send until they close (they do on reading
+  // the failure) or a few seconds pass.
+  void drain(std::vector<Client>& clients) {
+    for (Client& c : clients)
+      if (c.fd >= 0) ::shutdown(c.fd, SHUT_WR);
+    const auto end = after(5);
+    while (Clock::now() < end) {
+      std::vector<pollfd> pf;
+      for (const Client& c : clients)
+        if (c.fd >= 0) pf.push_back({c.fd, POLLIN, 0});
+      if (pf.empty()) return;
+      pf.push_back({wake_[0], POLLIN, 0});
+      if (::poll(pf.data(), pf.size(), 100) < 0 && errno != EINTR) return;
+      if (pf.back().revents) return;
+      for (size_t i = 0; i + 1 < pf.size(); ++i) {
+        if (!pf[i].revents) continue;
+        char buf[4096];
+        if (::recv(pf[i].fd, buf, sizeof buf, 0) > 0) continue;
+        for (Client& c : clients)
+          if (c.fd == pf[i].fd) close_fd(c.fd);
       }
     }
   }
