@@ -20,7 +20,7 @@
 #include "tests/support/mpi.h"
 #include "tests/support/run_folder.h"
 #include "tests/support/temp_dir.h"
-#include "train/data/synthetic/datagen.h"
+#include "tests/support/training.h"
 #include "train/engine/hooks.h"
 #include "train/engine/train_job.h"
 #include "train/optim/schedule.h"
@@ -31,72 +31,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// 24 training, 8 validation and 4 test frames of 64x64, for the whole file.
-const std::string& tiny_data() {
-  static const test::TempDir dir("trainer_dist_data");
-  static std::string root = [] {
-    fs::path d = dir.path / "greenhouse";
-    DatagenOptions o;
-    o.out = d.string();
-    o.train = 24, o.val = 8, o.test = 4;
-    o.size = {64, 64};
-    o.seed = 5;
-    generate_dataset(o);
-    return d.string();
-  }();
-  return root;
-}
-
-// The tiny GroupNorm network with `batch` samples per process, one epoch of 24 / (batch x ranks)
-// steps. loss.source_weighting mean makes a batch's loss the mean of its images' losses, so that
-// the mean over the ranks' shares is exactly the loss of one process's batch. AdamW's eps of 1
-// keeps the update proportional to the gradient: with the usual 1e-8, a gradient that is zero in
-// exact arithmetic (a bias ahead of a normalisation) is rounding noise, whose sign Adam turns
-// into a full step, so any change in the last bit of a sum (another world size, another thread
-// count) moves those parameters by the learning rate.
+// The tiny GroupNorm network of tests/support/training.h with `batch` samples per process, one
+// epoch of 24 / (batch x ranks) steps. loss.source_weighting mean makes a batch's loss the mean of
+// its images' losses, so that the mean over the ranks' shares is exactly the loss of one
+// process's batch. AdamW's eps of 1 keeps the update proportional to the gradient: with the usual
+// 1e-8, a gradient that is zero in exact arithmetic (a bias ahead of a normalisation) is rounding
+// noise, whose sign Adam turns into a full step, so any change in the last bit of a sum (another
+// world size, another thread count) moves those parameters by the learning rate.
 Config dist_config(int batch) {
-  Config c;
-  c.data.root = tiny_data();
-  c.model.encoder = models::Encoder::resnet18;
-  c.model.block = models::Block::basic;
-  c.model.width = 0.0625;
-  c.model.depth_head = models::DepthHead::light;
+  Config c = test::tiny_train_config();
   c.model.norm = nn::NormKind::groupnorm;
   c.loss.source_weighting = SourceWeighting::mean;
   c.train.epochs = 1;
   c.train.batch_size = batch;
-  c.train.input_size = {64, 64};
   c.eval.batch_size = 4;
   c.optim.lr = 0.3;
   c.optim.eps = 1.0;
-  c.schedule.warmup_epochs = 0;
-  c.log.every = 1;
-  c.log.visuals = 2;
-  c.runtime.device = DeviceChoice::cpu;
-  c.runtime.threads = 1;
-  c.runtime.workers = 1;
-  c.runtime.seed = 3;
   c.runtime.dist_timeout = 60;
   return c;
-}
-
-TrainOptions quiet_opts(const fs::path& out) {
-  TrainOptions o;
-  o.output_dir = out.string();
-  o.quiet = true;
-  return o;
-}
-
-std::vector<nlohmann::json> records(const fs::path& run, const std::string& type) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(run / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) {
-      nlohmann::json r = nlohmann::json::parse(line, nullptr, false);
-      if (!r.is_discarded() && r["type"] == type) out.push_back(std::move(r));
-    }
-  return out;
 }
 
 // The largest |a - b| / (atol + rtol |a|) over the tensors of two checkpoints' models, with the
@@ -133,11 +85,18 @@ class ReplicaCheck : public HookBase {
   int steps = 0;
 };
 
-// Polls until `run` has logged `n` training records.
+// Polls until `run` has logged `n` training records. The file is read while rank 0 writes it, so
+// a last line may be incomplete: lines that do not parse are not counted.
 bool wait_for_steps(const fs::path& run, size_t n, double timeout_s) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   while (std::chrono::steady_clock::now() < end) {
-    if (fs::exists(run / "metrics.jsonl") && records(run, "train").size() >= n) return true;
+    std::ifstream in(run / "metrics.jsonl");
+    size_t steps = 0;
+    for (std::string line; std::getline(in, line);) {
+      const nlohmann::json r = nlohmann::json::parse(line, nullptr, false);
+      if (!r.is_discarded() && r.value("type", "") == "train") ++steps;
+    }
+    if (steps >= n) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
@@ -175,7 +134,7 @@ namespace {
 void check_two_by_two(const test::TempDir& tmp, Config cfg) {
   cfg.train.batch_size = 4;
   const fs::path ref = tmp.path / "one_by_four";
-  run_training(cfg, quiet_opts(ref));
+  run_training(cfg, test::quiet_options(ref));
   cfg.train.batch_size = 2;
   write_file_atomic(tmp / "cfg.yaml", to_yaml(cfg));
   fs::create_directories(tmp.path / "rank0");
@@ -206,19 +165,19 @@ void check_two_by_two(const test::TempDir& tmp, Config cfg) {
   CHECK(names == ref_names);
 
   // The same training: the losses step by step, the validation, and the weights.
-  const auto a = records(ref, "train"), b = records(run, "train");
+  const auto a = test::records_of(ref, "train"), b = test::records_of(run, "train");
   REQUIRE(a.size() == 6);
   REQUIRE(b.size() == a.size());
   for (size_t i = 0; i < a.size(); ++i) {
     CHECK(b[i]["images_per_s"].get<double>() > 0);
     CHECK(b[i]["loss"].get<double>() == doctest::Approx(a[i]["loss"].get<double>()).epsilon(1e-5));
   }
-  const auto ea = records(ref, "eval"), eb = records(run, "eval");
+  const auto ea = test::records_of(ref, "eval"), eb = test::records_of(run, "eval");
   REQUIRE(ea.size() == 1);
   REQUIRE(eb.size() == 1);
   CHECK(eb[0]["miou"].get<double>() == doctest::Approx(ea[0]["miou"].get<double>()).epsilon(1e-3));
   CHECK(eb[0]["loss"].get<double>() == doctest::Approx(ea[0]["loss"].get<double>()).epsilon(1e-4));
-  CHECK(records(run, "train_epoch").at(0)["images"] == 24);
+  CHECK(test::records_of(run, "train_epoch").at(0)["images"] == 24);
   const auto [worst, where] =
       worst_difference(ref / "checkpoints/last.safetensors", run / "checkpoints/last.safetensors", 1e-5, 1e-5);
   MESSAGE("the weights of 2 x 2 against 1 x 4: the largest |a - b| / (1e-5 + 1e-5 |a|) is " << worst << " at "
@@ -295,7 +254,7 @@ TEST_CASE("SIGTERM to one rank stops both after a checkpoint; --resume on one pr
   CHECK_FALSE(st.finished);
   CHECK(st.global_batch == 4);
   REQUIRE(st.step >= 2);
-  CHECK(st.step == static_cast<int64_t>(records(run, "train").size()));
+  CHECK(st.step == static_cast<int64_t>(test::records_of(run, "train").size()));
 
   // One process with the run's own train.batch_size 2: a global batch of 2 instead of 4.
   TrainOptions again;
@@ -314,7 +273,7 @@ TEST_CASE("SIGTERM to one rank stops both after a checkpoint; --resume on one pr
   CHECK(after.schedule_offset == st.step);  // 4 / 2 steps of 2 for every step of 4
   // The learning rate goes on from where the schedule of the two ranks stood.
   const LrSchedule two = make_schedule(c.schedule, c.optim.lr, 6, kLongEpochs);
-  const auto logged = records(run, "train");
+  const auto logged = test::records_of(run, "train");
   REQUIRE(logged.size() == static_cast<size_t>(st.step + 3));
   CHECK(logged[st.step]["step"] == st.step + 1);
   CHECK(logged[st.step]["lr"].get<double>() == doctest::Approx(two.lr(st.step)).epsilon(1e-12));
