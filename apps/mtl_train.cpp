@@ -1,8 +1,9 @@
 // mtl_train: trains the multi-task ESANet from a YAML configuration.
 // Exit status: 0 success (also after SIGINT/SIGTERM, once the checkpoint is saved), 2 usage or
-// configuration errors, 1 anything else. Errors are one line: "mtl_train: error: <message>".
+// configuration errors, 1 anything else. Errors are one line: "mtl_train: error: <message>", with
+// "[rank R] " in front in data-parallel runs (mpirun -np N mtl_train ..., docs/distributed.md),
+// where an error on one rank then ends them all.
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <iostream>
 
@@ -10,6 +11,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "train/config/config.h"
+#include "train/dist/communicator.h"
 #include "train/engine/train_job.h"
 
 using namespace mtl;
@@ -63,7 +65,7 @@ int main(int argc, char** argv) {
     if (!device.empty()) opts.device = parse_device(device);
     opts.config_name = std::filesystem::path(config_path).stem().string();
   } catch (const std::exception& e) {
-    std::cerr << "mtl_train: error: " << e.what() << "\n";
+    std::cerr << train::rank_prefix() << "mtl_train: error: " << e.what() << "\n";
     return 2;
   }
 
@@ -73,9 +75,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     train::run_training(cfg, opts);
+    train::finalize_process_group();
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "mtl_train: error: " << e.what() << "\n";
+    std::cerr << train::rank_prefix() << "mtl_train: error: " << e.what() << "\n";
+    train::abort_process_group(1);
     return 1;
   }
 }

@@ -44,3 +44,24 @@ add_library(mtl::stb INTERFACE IMPORTED)
 if(STB_INCLUDE_DIR)
   target_include_directories(mtl::stb INTERFACE ${STB_INCLUDE_DIR})
 endif()
+
+# MPI moves CPU tensors between the processes of a data-parallel run (train/dist) and starts them
+# (mpirun). Optional: the GPU machine has no Debian packages; without it a run under mpirun fails
+# with an error naming the missing backend.
+# Its C API, called from C++ (the project enables no C compiler; no C++ bindings needed).
+set(MPI_CXX_SKIP_MPICXX ON)
+find_package(MPI COMPONENTS CXX QUIET)
+if(MPI_CXX_FOUND)
+  message(STATUS "MPI: ${MPI_CXX_LIBRARIES} (mpirun: ${MPIEXEC_EXECUTABLE})")
+endif()
+
+# NCCL moves CUDA tensors. Only its header is needed to build: the library is opened at run time
+# (dlopen), so that CPU machines, the CPU execution layer's tests and machines that hold NCCL only
+# as the nvidia-nccl-cu13 wheel (found through LD_LIBRARY_PATH, scripts/gpu_check.sh) all link the
+# same way. NCCL_LIBRARY, when found, is the fallback path tried after the loader's search.
+find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
+find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 HINTS ${NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_LIBRARY_DIR}
+             PATH_SUFFIXES lib lib64)
+if(NCCL_INCLUDE_DIR)
+  message(STATUS "NCCL: ${NCCL_INCLUDE_DIR}/nccl.h (library at run time: libnccl.so.2, then ${NCCL_LIBRARY})")
+endif()

@@ -3,8 +3,8 @@
 #   cmake -D ROOT=<source tree> -P check_layers.cmake
 # Prints every upward include (file:line, the include, both layers) and fails when there is one.
 set(LAYERS core kernels ops nn models
-           train/config train/data train/data/synthetic train/optim train/objective train/log train/run
-           train/eval train/engine train/export apps)
+           train/config train/dist train/data train/data/synthetic train/optim train/objective train/log
+           train/run train/eval train/engine train/export apps)
 
 # The layer a path (relative to ROOT) belongs to: the longest matching folder; "" for none.
 function(layer_of path out)

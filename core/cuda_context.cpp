@@ -40,6 +40,8 @@ struct Context {
   cudnnHandle_t cudnn = nullptr;
   bool tf32 = true;
   bool deterministic = false;
+  int device = 0;
+  bool initialised = false;
 };
 
 Context& ctx() {
@@ -65,7 +67,8 @@ void probe() {
 void init() {
   require();
   std::call_once(ctx().init_once, [] {
-    MTL_CUDA_CHECK(cudaSetDevice(0));
+    MTL_CUDA_CHECK(cudaSetDevice(ctx().device));
+    ctx().initialised = true;
     MTL_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx().stream, cudaStreamNonBlocking));
     MTL_CUBLAS_CHECK(cublasCreate(&ctx().cublas));
     MTL_CUBLAS_CHECK(cublasSetStream(ctx().cublas, ctx().stream));
@@ -116,9 +119,20 @@ void synchronize() {
 std::string device_name() {
   if (!available()) return "none";
   cudaDeviceProp p{};
-  MTL_CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+  MTL_CUDA_CHECK(cudaGetDeviceProperties(&p, ctx().device));
   return p.name;
 }
+
+void select_device(int index) {
+  if (index == ctx().device) return;
+  MTL_CHECK(!ctx().initialised, "cuda::select_device(", index, "): the CUDA context already runs on device ",
+            ctx().device);
+  MTL_CHECK(index >= 0 && index < device_count(), "CUDA device ", index, " does not exist: this machine has ",
+            device_count(), " visible GPU(s)");
+  ctx().device = index;
+}
+
+int selected_device() { return ctx().device; }
 
 void set_allow_tf32(bool on) {
   ctx().tf32 = on;

@@ -17,6 +17,11 @@ cublasHandle_t cublas();
 cudnnHandle_t cudnn();
 void synchronize();   // waits for the stream and surfaces asynchronous errors
 std::string device_name();
+// Which GPU of the machine the context uses (default 0): one process per GPU in data-parallel
+// training picks its local rank's. Must come before the first CUDA use; a later call with another
+// index throws mtl::Error.
+void select_device(int index);
+int selected_device();
 
 // TF32 tensor-core math for float32 GEMMs and convolutions (on by default, as in PyTorch).
 void set_allow_tf32(bool on);

@@ -48,6 +48,9 @@ struct ModelConfig {
   // Read by the trainer's --init-from load, not by the network: the least fraction of the
   // encoders' tensors a pretrained file must provide, else the load is an error.
   double init_min_fraction = 0.5;
+  // Read by the trainer of a data-parallel run, not by the network: BatchNorm statistics over the
+  // global batch (every process's share) rather than each process's own.
+  bool sync_bn = false;
 
   bool has_task(Task t) const;
   // Channels at width `width`: round(c * width), at least 1.

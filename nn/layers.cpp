@@ -49,6 +49,8 @@ BatchNorm2d::BatchNorm2d(int64_t channels, double eps_, double momentum_) : eps(
 }
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
+  if (sync && is_training())
+    return ops::sync_batch_norm2d(x, weight, bias, running_mean, running_var, sync, momentum, eps);
   return ops::batch_norm2d(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
 }
 

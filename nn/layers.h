@@ -8,6 +8,7 @@
 #include "core/enum_names.h"
 #include "core/generator.h"
 #include "nn/module.h"
+#include "ops/sync_batch_norm.h"
 
 namespace mtl::nn {
 
@@ -41,6 +42,9 @@ class BatchNorm2d : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double eps, momentum;
+  // When set, training-mode statistics are those of the whole data-parallel batch: the function
+  // sums them over the processes (ops/sync_batch_norm.h; set by train/dist's convert_sync_batch_norm).
+  ops::ChannelSum sync;
 };
 
 class GroupNorm : public Module {

@@ -14,3 +14,4 @@
 #include "ops/resize.h"
 #include "ops/shape.h"
 #include "ops/softmax.h"
+#include "ops/sync_batch_norm.h"

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build ccache pkg-config
           libyaml-cpp-dev doctest-dev libbenchmark-dev libopenblas-dev
-          nlohmann-json3-dev libcli11-dev libstb-dev libboost-context-dev)
+          nlohmann-json3-dev libcli11-dev libstb-dev libboost-context-dev
+          openmpi-bin libopenmpi-dev)  # mpirun and MPI: data-parallel training on CPUs (docs/distributed.md)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,8 @@
 // The loader: batch contents and shapes, bitwise-identical batches for 1 and 3 workers, resume
 // from a saved position, shuffling per epoch, drop_last, errors surfacing in order, clean
-// shutdown mid-epoch, and (on a GPU) device batches equal to host batches.
+// shutdown mid-epoch, the data-parallel shares (one process with the global batch sees the same
+// samples, the final partial batch, every sample once in evaluation, a resume at a sample
+// offset), and (on a GPU) device batches equal to host batches.
 #include <doctest/doctest.h>
 
 #include <cstdio>
@@ -88,7 +90,26 @@ struct Fixture {
     o.workers = workers;
     return std::make_unique<Loader>(scan.dataset, stats, o);
   }
+  // Rank `rank` of `world`, batches of `batch` per rank.
+  std::unique_ptr<Loader> shard(int rank, int world, int batch, bool drop_last, bool lockstep = true) {
+    LoaderOptions o = LoaderOptions::training(cfg, Device::cpu());
+    o.batch_size = batch;
+    o.drop_last = drop_last;
+    o.rank = rank;
+    o.world_size = world;
+    o.lockstep = lockstep;
+    return std::make_unique<Loader>(scan.dataset, stats, o);
+  }
 };
+
+// Each batch's sample indices.
+std::vector<std::vector<int64_t>> epoch_indices(Loader& l, LoaderPosition from) {
+  l.restore(from);
+  std::vector<std::vector<int64_t>> out;
+  Batch b;
+  while (l.next(b)) out.push_back(b.indices);
+  return out;
+}
 
 }  // namespace
 
@@ -248,6 +269,98 @@ TEST_CASE("data.batch_mix puts each source's share in every batch") {
   CHECK_THROWS_WITH_AS(validate(c), Contains("gives source 'synthetic' no share"), Error);
   c.data.batch_mix = {{"real", 3}, {"synthetic", 1}, {"other", 1}};
   CHECK_THROWS_WITH_AS(validate(c), Contains("data.batch_mix.other: names no source of data.sources"), Error);
+}
+
+TEST_CASE("data parallelism: the ranks' shares of a global batch make up one process's batch of that size") {
+  Fixture fx(11);
+  for (int world : {2, 3})
+    for (int batch : {1, 2})
+      for (bool drop_last : {true, false}) {
+        CAPTURE(world);
+        CAPTURE(batch);
+        CAPTURE(drop_last);
+        auto one = fx.shard(0, 1, batch * world, drop_last);
+        const auto whole = epoch_indices(*one, {1, 0});
+        std::vector<std::vector<std::vector<int64_t>>> ranks;
+        for (int r = 0; r < world; ++r) {
+          auto l = fx.shard(r, world, batch, drop_last);
+          ranks.push_back(epoch_indices(*l, {1, 0}));
+          CHECK(l->global_batch() == batch * world);
+        }
+        for (size_t g = 0; g < whole.size(); ++g) {
+          std::vector<int64_t> joined;
+          for (int r = 0; r < world; ++r)
+            if (g < ranks[r].size()) joined.insert(joined.end(), ranks[r][g].begin(), ranks[r][g].end());
+          // In lockstep a final global batch with fewer samples than ranks is left out.
+          if (g + 1 == whole.size() && !drop_last && static_cast<int>(whole[g].size()) < world) {
+            CHECK(ranks[0].size() == g);
+            continue;
+          }
+          CHECK(joined == whole[g]);
+        }
+        for (int r = 1; r < world; ++r) CHECK(ranks[r].size() == ranks[0].size());  // lockstep
+      }
+  // Augmentation belongs to the sample: rank 1's first sample is the one process's second.
+  auto one = fx.shard(0, 1, 4, true), second = fx.shard(1, 2, 2, true);
+  const Batch a = one->make_batch(2, 0), b = second->make_batch(2, 0);
+  CHECK(b.global_size == 4);
+  CHECK(b.indices[0] == a.indices[2]);
+  CHECK(same_bytes(b.rgb.narrow(0, 0, 1).clone(), a.rgb.narrow(0, 2, 1).clone()));
+  CHECK(same_bytes(b.labels.narrow(0, 0, 1).clone(), a.labels.narrow(0, 2, 1).clone()));
+}
+
+TEST_CASE("data parallelism: the final partial batch, and every sample once in evaluation") {
+  Fixture fx(11);
+  // 3 ranks x 2 = 6: one whole global batch, then 5 samples shared 1, 2, 2.
+  std::vector<size_t> sizes;
+  for (int r = 0; r < 3; ++r) {
+    auto l = fx.shard(r, 3, 2, false);
+    const auto e = epoch_indices(*l, {0, 0});
+    REQUIRE(e.size() == 2);
+    sizes.push_back(e[1].size());
+    CHECK(l->make_batch(0, 1).global_size == 5);
+  }
+  CHECK(sizes == std::vector<size_t>{1, 2, 2});
+  // 4 ranks x 2 = 8, then 3 samples: fewer than the ranks, so the ranks stepping together stop
+  // after one batch; in evaluation every sample comes once and rank 0 has a batch fewer.
+  std::multiset<int64_t> seen;
+  for (int r = 0; r < 4; ++r) {
+    CHECK(epoch_indices(*fx.shard(r, 4, 2, false), {0, 0}).size() == 1);
+    auto ev = fx.shard(r, 4, 2, false, false);
+    const auto e = epoch_indices(*ev, {0, 0});
+    CHECK(e.size() == (r == 0 ? 1u : 2u));
+    CHECK(ev->batches_per_epoch() == static_cast<int64_t>(e.size()));
+    for (const auto& b : e) seen.insert(b.begin(), b.end());
+  }
+  CHECK(seen.size() == 11);
+  CHECK(std::set<int64_t>(seen.begin(), seen.end()).size() == 11);
+  // More ranks than samples: training cannot start; evaluation still covers the set.
+  CHECK_THROWS_WITH_AS(fx.shard(0, 12, 1, false), Contains("fewer than one global batch of 1 x 12 processes"), Error);
+  CHECK(fx.shard(0, 12, 1, false, false)->batches_per_epoch() == 0);   // share [0, 0)
+  CHECK(fx.shard(11, 12, 1, false, false)->batches_per_epoch() == 1);  // share [10, 11)
+  CHECK_THROWS_WITH_AS(fx.shard(2, 2, 1, false), Contains("rank 2 of 2"), Error);
+}
+
+TEST_CASE("data parallelism: restoring at a sample offset continues the epoch there") {
+  Fixture fx(11);
+  auto one = fx.shard(0, 1, 4, false);
+  const std::vector<int64_t> order = one->order(1);
+  const auto e = epoch_indices(*one, {1, 0, 6});
+  REQUIRE(e.size() == 2);  // samples 6..9 and 10
+  CHECK(e[0] == std::vector<int64_t>(order.begin() + 6, order.begin() + 10));
+  CHECK(e[1] == std::vector<int64_t>(order.begin() + 10, order.end()));
+  CHECK(one->position() == LoaderPosition{1, 2, 6});
+  CHECK(one->batches_in_epoch() == 2);
+  CHECK(one->batches_per_epoch() == 3);
+  // 2 ranks x 2 from sample 6: one global batch of 4, the single sample left is dropped.
+  for (int r = 0; r < 2; ++r) {
+    auto l = fx.shard(r, 2, 2, false);
+    const auto s = epoch_indices(*l, {1, 0, 6});
+    REQUIRE(s.size() == 1);
+    CHECK(s[0] == std::vector<int64_t>(order.begin() + 6 + 2 * r, order.begin() + 8 + 2 * r));
+  }
+  CHECK_THROWS_WITH_AS(one->restore({1, 0, 12}), Contains("cannot restore the loader to sample 12"), Error);
+  CHECK_THROWS_WITH_AS(one->restore({1, 3, 6}), Contains("an epoch has 2 batches"), Error);
 }
 
 TEST_SUITE("cuda") {

@@ -174,6 +174,7 @@ struct RuntimeConfig {
   bool deterministic = true;  // as the seed: the same run gives the same bits (cuDNN's choice costs some speed)
   Precision precision = Precision::fp32;
   int workers = 2;   // data-loading threads; 0 = load in the training thread
+  double dist_timeout = 600;  // seconds a data-parallel collective may wait for the other ranks
   bool operator==(const RuntimeConfig&) const = default;
 };
 

@@ -91,6 +91,10 @@ void add_model(std::vector<Field>& f) {
   f.push_back(f_num("model.init_min_fraction", ACC(model.init_min_fraction), 0, false, 1, false,
                     "--init-from fails unless the file provides at least this fraction of the\n"
                     "encoders' tensors (a wrong or mismatched file must not train from scratch silently)."));
+  f.push_back(f_bool("model.sync_bn", ACC(model.sync_bn),
+                     "Data-parallel runs: BatchNorm statistics over the global batch (every process's\n"
+                     "share, all-reduced in forward and backward) instead of each process's own; no\n"
+                     "effect in one process or with model.norm: groupnorm (docs/distributed.md)."));
 }
 
 void add_loss(std::vector<Field>& f) {
@@ -220,6 +224,9 @@ void add_eval_log_runtime(std::vector<Field>& f) {
                                 "bfloat16 (for tests: slower than fp32 there). Checkpoints stay float32."));
   f.push_back(f_int("runtime.workers", ACC(runtime.workers), 0, 256,
                     "Data-loading threads; 0 = load in the training thread."));
+  f.push_back(f_num("runtime.dist_timeout", ACC(runtime.dist_timeout), 0, true, kInf, false,
+                    "Seconds a data-parallel collective waits for the other ranks before the run fails\n"
+                    "with an error naming it (a rank that died or stalled; docs/distributed.md)."));
 }
 
 #undef ACC

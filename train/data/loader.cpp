@@ -101,26 +101,34 @@ Loader::Loader(Dataset dataset, DatasetStats stats, LoaderOptions options)
   MTL_CHECK(opt_.workers >= 0, "loader workers ", opt_.workers, " must be >= 0");
   for (int f : opt_.label_factors) MTL_CHECK(f >= 1, "label downsampling factor ", f, " must be >= 1");
   MTL_CHECK(stats_.depth_std > 0, "depth standard deviation ", stats_.depth_std, " must be positive");
+  MTL_CHECK(opt_.world_size >= 1 && opt_.rank >= 0 && opt_.rank < opt_.world_size, "loader: rank ", opt_.rank, " of ",
+            opt_.world_size, " processes");
+  const bool dist = opt_.world_size > 1;
+  const std::string of_world = dist ? " x " + std::to_string(opt_.world_size) + " processes" : "";
   if (opt_.source_mix.empty()) {
-    batches_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
-    MTL_CHECK(batches_ > 0, "the ", dataset_.index().split, " split has ", n, " samples, fewer than one batch of ",
-              opt_.batch_size, opt_.drop_last ? " (train.drop_last is on)" : "");
+    samples_ = n;
+    batches_ = batches_after(0);
+    MTL_CHECK(batches_ > 0 || (dist && !opt_.lockstep && n > 0), "the ", dataset_.index().split, " split has ", n,
+              " samples, fewer than one ", dist ? "global batch of " : "batch of ", opt_.batch_size, of_world,
+              opt_.drop_last ? " (train.drop_last is on)" : "");
   } else {
     const auto& sources = dataset_.index().sources;
     MTL_CHECK(opt_.source_mix.size() == sources.size(), "the batch mix gives ", opt_.source_mix.size(),
               " shares for ", sources.size(), " sources");
     int total = 0;
-    batches_ = std::numeric_limits<int64_t>::max();
+    blocks_ = std::numeric_limits<int64_t>::max();
     for (size_t s = 0; s < sources.size(); ++s) {
       const int k = opt_.source_mix[s];
       MTL_CHECK(k >= 1, "data.batch_mix: source '", sources[s].name, "' needs a share of at least 1, got ", k);
       total += k;
-      batches_ = std::min(batches_, static_cast<int64_t>(source_members(static_cast<int>(s)).size()) / k);
+      blocks_ = std::min(blocks_, static_cast<int64_t>(source_members(static_cast<int>(s)).size()) / k);
     }
     MTL_CHECK(total == opt_.batch_size, "data.batch_mix sums to ", total, " samples, but the batch size is ",
               opt_.batch_size);
+    samples_ = blocks_ * opt_.batch_size;
+    batches_ = batches_after(0);
     MTL_CHECK(batches_ > 0, "data.batch_mix: a source of the ", dataset_.index().split,
-              " split has fewer samples than its share of one batch");
+              " split has fewer samples than its share of one ", dist ? "global batch" : "batch", of_world);
   }
   if (opt_.prefetch <= 0) opt_.prefetch = std::max(2, 2 * opt_.workers);
   if (opt_.device.is_cuda()) {
@@ -128,6 +136,7 @@ Loader::Loader(Dataset dataset, DatasetStats stats, LoaderOptions options)
     staging_ = std::make_unique<Staging>();
   }
   order_ = order(0);
+  epoch_batches_ = batches_;
 }
 
 Loader::~Loader() { stop_workers(); }
@@ -169,8 +178,8 @@ std::vector<int64_t> Loader::order(int64_t epoch) const {
     if (opt_.shuffle) shuffle(lists.back(), mix_seed(opt_.seed, epoch, static_cast<int64_t>(s) + 1, kShuffle));
   }
   std::vector<int64_t> o;
-  o.reserve(static_cast<size_t>(batches_ * opt_.batch_size));
-  for (int64_t b = 0; b < batches_; ++b)
+  o.reserve(static_cast<size_t>(samples_));
+  for (int64_t b = 0; b < blocks_; ++b)
     for (size_t s = 0; s < lists.size(); ++s) {
       const int64_t k = opt_.source_mix[s];
       o.insert(o.end(), lists[s].begin() + b * k, lists[s].begin() + (b + 1) * k);
@@ -178,19 +187,36 @@ std::vector<int64_t> Loader::order(int64_t epoch) const {
   return o;
 }
 
-Batch Loader::make_batch(int64_t epoch, int64_t batch) const {
-  return make_batch_from(order(epoch), epoch, batch);
+Batch Loader::make_batch(int64_t epoch, int64_t batch) const { return make_batch_from(order(epoch), epoch, batch, 0); }
+
+int64_t Loader::batches_after(int64_t offset) const {
+  const int64_t ranks = opt_.world_size, g = global_batch();
+  const int64_t left = std::max<int64_t>(samples_ - offset, 0), full = left / g, m = left % g;
+  if (m == 0 || opt_.drop_last || !opt_.source_mix.empty()) return full;
+  if (ranks == 1) return full + 1;
+  if (opt_.lockstep) return full + (m >= ranks ? 1 : 0);
+  const Share last = share(full, offset);
+  return full + (last.end > last.first ? 1 : 0);
 }
 
-Batch Loader::make_batch_from(const std::vector<int64_t>& ord, int64_t epoch, int64_t batch) const {
-  MTL_CHECK(batch >= 0 && batch < batches_, "batch ", batch, " out of range: an epoch has ", batches_, " batches");
-  const int64_t n = static_cast<int64_t>(ord.size());
-  const int64_t first = batch * opt_.batch_size, B = std::min<int64_t>(opt_.batch_size, n - first);
+Loader::Share Loader::share(int64_t batch, int64_t offset) const {
+  const int64_t ranks = opt_.world_size, r = opt_.rank, b = opt_.batch_size, g = global_batch();
+  const int64_t first = offset + batch * g, left = samples_ - first;
+  if (left >= g) return {first + r * b, first + (r + 1) * b, g};
+  return {first + r * left / ranks, first + (r + 1) * left / ranks, left};
+}
+
+Batch Loader::make_batch_from(const std::vector<int64_t>& ord, int64_t epoch, int64_t batch, int64_t offset) const {
+  const int64_t batches = batches_after(offset);
+  MTL_CHECK(batch >= 0 && batch < batches, "batch ", batch, " out of range: an epoch has ", batches, " batches");
+  const Share sh = share(batch, offset);
+  const int64_t first = sh.first, B = sh.end - sh.first;
   const int64_t H = opt_.augment.input.height, W = opt_.augment.input.width, HW = H * W;
   const bool masks = dataset_.index().has_masks;
   Batch b;
   b.epoch = epoch;
   b.index = batch;
+  b.global_size = sh.global;
   b.rgb = empty({B, 3, H, W});
   b.depth = empty({B, 1, H, W});
   b.depth_target = empty({B, 1, H, W});
@@ -259,14 +285,15 @@ void Loader::start_workers() {
 void Loader::worker_loop() {
   std::unique_lock<std::mutex> lk(mu_);
   while (true) {
-    produce_cv_.wait(lk, [&] { return stop_ || (next_claim_ < batches_ && next_claim_ < consumed_ + opt_.prefetch); });
+    produce_cv_.wait(
+        lk, [&] { return stop_ || (next_claim_ < epoch_batches_ && next_claim_ < consumed_ + opt_.prefetch); });
     if (stop_) return;
     const int64_t b = next_claim_++;
-    const int64_t epoch = epoch_;
+    const int64_t epoch = epoch_, offset = offset_;
     lk.unlock();
     Result r;
     try {
-      r.batch = make_batch_from(order_, epoch, b);
+      r.batch = make_batch_from(order_, epoch, b, offset);
     } catch (...) {
       r.error = std::current_exception();
     }
@@ -278,31 +305,37 @@ void Loader::worker_loop() {
 }
 
 void Loader::restore(LoaderPosition pos) {
-  MTL_CHECK(pos.epoch >= 0 && pos.batch >= 0 && pos.batch <= batches_, "cannot restore the loader to epoch ",
-            pos.epoch, " batch ", pos.batch, ": an epoch has ", batches_, " batches");
+  MTL_CHECK(pos.offset >= 0 && pos.offset <= samples_ && (opt_.source_mix.empty() || pos.offset % opt_.batch_size == 0),
+            "cannot restore the loader to sample ", pos.offset, " of an epoch of ", samples_,
+            opt_.source_mix.empty() ? "" : " (with data.batch_mix, a multiple of the batch size)");
+  const int64_t batches = batches_after(pos.offset);
+  MTL_CHECK(pos.epoch >= 0 && pos.batch >= 0 && pos.batch <= batches, "cannot restore the loader to epoch ", pos.epoch,
+            " batch ", pos.batch, ": an epoch has ", batches, " batches");
   stop_workers();
   std::lock_guard<std::mutex> lk(mu_);
-  if (pos.epoch != epoch_ || order_.size() != dataset_.size()) order_ = order(pos.epoch);
+  if (pos.epoch != epoch_ || order_.size() != static_cast<size_t>(samples_)) order_ = order(pos.epoch);
   epoch_ = pos.epoch;
   consumed_ = pos.batch;
+  offset_ = pos.offset;
+  epoch_batches_ = batches;
 }
 
 LoaderPosition Loader::position() const {
   std::lock_guard<std::mutex> lk(mu_);
-  return {epoch_, consumed_};
+  return {epoch_, consumed_, offset_};
 }
 
 bool Loader::next(Batch& out) {
   if (opt_.workers == 0) {
-    if (consumed_ >= batches_) return false;
-    Batch b = make_batch_from(order_, epoch_, consumed_);
+    if (consumed_ >= epoch_batches_) return false;
+    Batch b = make_batch_from(order_, epoch_, consumed_, offset_);
     ++consumed_;
     to_device(b);
     out = std::move(b);
     return true;
   }
   std::unique_lock<std::mutex> lk(mu_);
-  if (consumed_ >= batches_) return false;
+  if (consumed_ >= epoch_batches_) return false;
   if (!running_) start_workers();
   consume_cv_.wait(lk, [&] { return ready_.count(consumed_) != 0; });
   auto it = ready_.find(consumed_);

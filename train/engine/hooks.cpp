@@ -14,7 +14,7 @@ namespace mtl::train {
 
 // ---- schedule ----
 
-void LrScheduleHook::before_step(Trainer& t) { t.set_lr(schedule_.lr(t.state().step)); }
+void LrScheduleHook::before_step(Trainer& t) { t.set_lr(schedule_.lr(t.schedule_step())); }
 
 // ---- logging ----
 
@@ -26,7 +26,7 @@ void LoggingHook::before_train(Trainer& t) {
 void LoggingHook::after_step(Trainer& t) {
   const TrainState& st = t.state();
   const int64_t every = t.config().log.every;
-  if (st.step % every != 0 && st.step != t.total_steps()) return;
+  if (st.step % every != 0 && t.schedule_step() != t.total_steps()) return;
   const StepInfo& s = t.last_step();
   TrainRecord r;
   r.epoch = static_cast<int>(st.epoch + 1);
@@ -65,7 +65,8 @@ void LoggingHook::after_step(Trainer& t) {
   p.total_steps = t.total_steps();
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const int64_t done = st.step - first_step_;
-  p.eta_s = done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(t.total_steps() - st.step) : -1;
+  p.eta_s =
+      done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(t.total_steps() - t.schedule_step()) : -1;
   t.records().put(r, p);
 }
 
@@ -88,7 +89,7 @@ void ValidationHook::after_step(Trainer& t) {
   const int every = t.config().train.val_every_steps;
   const TrainState& st = t.state();
   // A step that ends the epoch is validated by after_epoch, if at all.
-  if (every > 0 && st.step % every == 0 && st.batch < t.batches_per_epoch()) validate(t, st.epoch + 1, false);
+  if (every > 0 && st.step % every == 0 && st.batch < t.batches_in_epoch()) validate(t, st.epoch + 1, false);
 }
 
 void ValidationHook::after_epoch(Trainer& t) {
@@ -99,7 +100,7 @@ void ValidationHook::after_epoch(Trainer& t) {
 void ValidationHook::validate(Trainer& t, int64_t epoch, bool epoch_end) {
   const Config& cfg = t.config();
   TrainState& st = t.state();
-  EvalOutcome e = evaluate(t.model(), t.val_loader(), cfg, &t.objective(), cfg.log.visuals);
+  EvalOutcome e = evaluate(t.model(), t.val_loader(), cfg, &t.objective(), cfg.log.visuals, t.communicator());
   EvalRecord er;
   er.epoch = static_cast<int>(epoch);
   er.step = st.step;
@@ -155,7 +156,7 @@ void ValidationHook::keep_top_k(Trainer& t, double value, int64_t epoch) {
   st.top_k.insert(at, {value, path});
   while (static_cast<int>(st.top_k.size()) > k) {
     std::error_code ec;
-    std::filesystem::remove(st.top_k.back().second, ec);  // a file already gone is no matter
+    if (t.is_writer()) std::filesystem::remove(st.top_k.back().second, ec);  // a file already gone is no matter
     st.top_k.pop_back();
   }
 }
@@ -189,6 +190,8 @@ void CheckpointHook::after_epoch(Trainer& t) {
 // ---- test ----
 
 void TestHook::after_train(Trainer& t) {
+  // Rank 0 alone, as mtl_eval does it: the other ranks are done once training is.
+  if (!t.is_writer()) return;
   if (t.interrupted() && !t.config().train.test_on_interrupt) return;
   for (const DataSource& s : t.config().data.resolved_sources())
     if (!std::filesystem::is_directory(std::filesystem::path(s.root) / "test")) {
@@ -266,9 +269,20 @@ void InterruptHook::after_step(Trainer& t) {
   const TrainState& st = t.state();
   if (st.finished) return;  // early stopping has saved and ends the run anyway
   const auto& limit = t.options().stop_after_steps;
-  if (!stop_requested().load() && !(limit && st.step >= *limit)) return;
+  const bool mine = stop_requested().load() || (limit && st.step >= *limit);
+  // A signal to any rank stops them all at the same step.
+  std::string where;
+  if (Communicator* c = t.communicator()) {
+    const std::vector<std::vector<double>> all = c->all_gather({mine ? 1.0 : 0.0}, "the stop requests");
+    for (size_t r = 0; r < all.size(); ++r)
+      if (all[r][0] != 0) where += (where.empty() ? " (requested on rank " : ", ") + std::to_string(r);
+    if (where.empty()) return;
+    where += ")";
+  } else if (!mine) {
+    return;
+  }
   t.save_last();
-  t.message("interrupted at step " + std::to_string(st.step) + ": saved " + t.run_dir() +
+  t.message("interrupted at step " + std::to_string(st.step) + where + ": saved " + t.run_dir() +
             "/checkpoints/last.safetensors; continue with --resume " + t.run_dir());
   t.stop(true);
 }

@@ -69,7 +69,7 @@ class CheckpointHook : public HookBase {
 // When training ends (all epochs, early stopping, or an interruption with train.test_on_interrupt):
 // the best checkpoint (else the last) on the test split at the labels' original resolution, as
 // mtl_eval does it, into RUN/test_metrics.json and panels in RUN/eval_test/, and a summary line.
-// Nothing when the data has no test split.
+// Nothing when the data has no test split. In data-parallel training rank 0 alone runs it.
 class TestHook : public HookBase {
  public:
   void after_train(Trainer& t) override;
@@ -79,7 +79,8 @@ class TestHook : public HookBase {
 std::atomic<bool>& stop_requested();
 
 // On SIGINT/SIGTERM (or TrainOptions::stop_after_steps) the step in progress finishes, last is
-// saved and training stops; the signal handlers are installed for the duration of train().
+// saved and training stops; the signal handlers are installed for the duration of train(). In
+// data-parallel training the ranks agree after every step, so a signal to any one stops all.
 class InterruptHook : public HookBase {
  public:
   InterruptHook();

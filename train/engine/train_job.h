@@ -8,7 +8,10 @@
 
 namespace mtl::train {
 
-// Runs training; throws mtl::Error for configuration, data and checkpoint problems.
+// Runs training; throws mtl::Error for configuration, data and checkpoint problems. Launched by
+// mpirun or with torchrun/SLURM's variables (train/dist/launch.h), it first starts the process
+// group (init_process_group) unless `opts` brings one; the caller ends it
+// (finalize_process_group, or abort_process_group after an error).
 TrainSummary run_training(Config cfg, const TrainOptions& opts);
 
 // Every top-level module with its parameter count and, last, "total parameters: N".

@@ -14,6 +14,8 @@
 #include "ops/metrics.h"
 #include "train/config/config.h"
 #include "train/data/loader.h"
+#include "train/dist/communicator.h"
+#include "train/dist/gradient_sync.h"
 #include "train/log/record_store.h"
 #include "train/objective/balancer.h"
 #include "train/objective/objective.h"
@@ -31,6 +33,9 @@ struct TrainOptions {
   bool quiet = false;               // no console lines (tests)
   // For tests: stop as if interrupted once this many optimiser steps have been taken.
   std::optional<int64_t> stop_after_steps;
+  // Data parallelism: this process's group (run_training() starts it from the launch's
+  // environment); null: one process, exactly as without it.
+  std::shared_ptr<Communicator> comm;
 };
 
 struct TrainSummary {
@@ -54,7 +59,7 @@ struct StepInfo {
   Tensor grad_norm;  // defined when clipping is on (AdamW::step)
   Batch batch;       // the step's last batch
   double data_time = 0, step_time = 0;  // seconds, from the start of run_step()
-  int64_t images = 0;                   // samples over the step's batches
+  int64_t images = 0;                   // samples over the step's batches (every rank's)
 };
 
 // The epoch that just ended, for the hooks' after_epoch.
@@ -116,11 +121,23 @@ class Trainer {
   bool interrupted() const { return interrupted_; }
   // The parameters the optimiser updates (the model's and the balancer's), by name.
   const std::vector<std::pair<std::string, Tensor>>& parameters() const { return parameters_; }
+  // Data parallelism: the group (null in one process), this process's rank and the world size.
+  // Only rank 0 writes the run folder; every rank computes the same step.
+  Communicator* communicator() const { return opts_.comm.get(); }
+  int rank() const { return opts_.comm ? opts_.comm->rank() : 0; }
+  int world_size() const { return opts_.comm ? opts_.comm->size() : 1; }
+  bool is_writer() const { return rank() == 0; }
   // The sources the training samples come from (per-source loss logging).
   const std::vector<DataSource>& sources() const;
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  // Of the current epoch: fewer than batches_per_epoch() in an epoch resumed with another global
+  // batch size (its grid starts where the run stopped).
+  int64_t batches_in_epoch() const { return train_loader_->batches_in_epoch(); }
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   int64_t total_steps() const { return steps_per_epoch_ * cfg_.train.epochs; }
+  // Where the learning-rate schedule and the progress stand, in steps of the current global batch:
+  // state().step, plus the shift a resume with another global batch size brings.
+  int64_t schedule_step() const { return st_.step + st_.schedule_offset; }
 
   double lr() const { return lr_; }
   void set_lr(double lr) { lr_ = lr; }
@@ -130,7 +147,9 @@ class Trainer {
   void stop(bool interrupted);
   // Marks the run finished before its last epoch (TrainSummary::early_stopped).
   void early_stop();
-  // checkpoints/last.safetensors: the model, optimiser, balancer and loop state.
+  // checkpoints/last.safetensors: the model, optimiser, balancer and loop state. The save_*
+  // functions are called by every rank (the state gathers the ranks' training counts) and write
+  // on rank 0 only.
   void save_last() { save_state(run_dir_ + "/checkpoints/last.safetensors"); }
   // The same at `path`.
   void save_state(const std::string& path);
@@ -143,6 +162,11 @@ class Trainer {
   void end_epoch();
   // A non-finite loss or gradient norm: counted and skipped, or saved and thrown.
   void non_finite(const std::string& what, const std::map<std::string, double>& values);
+  // Data parallelism: the losses of the global batch from every rank's `values` of batch `b`,
+  // weighted by the ranks' shares; the same bits on every rank.
+  std::map<std::string, double> global_losses(const std::map<std::string, double>& values, const Batch& b);
+  // Continues a run saved with another global batch size at the same sample and schedule position.
+  void adopt_global_batch();
 
   Config cfg_;
   TrainOptions opts_;
@@ -157,6 +181,7 @@ class Trainer {
   std::shared_ptr<Balancer> balancer_;
   std::vector<std::pair<std::string, Tensor>> parameters_;
   std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<GradientSync> grad_sync_;  // data parallelism only
   TrainState st_;
   double lr_ = 0;
   StepInfo last_;

@@ -10,8 +10,8 @@
 
 namespace mtl::train {
 
-EvalOutcome evaluate(models::ESANet& model, Loader& loader, const Config& cfg, const Objective* objective,
-                     int visuals) {
+EvalOutcome evaluate(models::ESANet& model, Loader& loader, const Config& cfg, const Objective* objective, int visuals,
+                     Communicator* comm) {
   const auto t0 = std::chrono::steady_clock::now();
   autograd::NoGradGuard no_grad;
   const bool was_training = model.is_training();
@@ -60,11 +60,30 @@ EvalOutcome evaluate(models::ESANet& model, Loader& loader, const Config& cfg, c
     r.images += b.size();
     ++batches;
   }
-  r.metrics = acc.compute();
-  for (auto& [task, s] : loss_sums) {
-    r.task_losses[task] = s.item() / static_cast<double>(std::max<int64_t>(batches, 1));
-    r.loss += r.task_losses[task];
+  if (comm) {
+    acc.all_reduce(*comm);
+    // Every rank's loss sums (a rank may have had no batch at all), batches and images.
+    const std::vector<std::string> tasks = objective ? objective->tasks() : std::vector<std::string>{};
+    std::vector<double> mine;
+    for (const std::string& task : tasks) mine.push_back(loss_sums.count(task) ? loss_sums[task].item() : 0.0);
+    mine.push_back(static_cast<double>(batches));
+    mine.push_back(static_cast<double>(r.images));
+    std::vector<double> total(mine.size(), 0.0);
+    for (const std::vector<double>& rank : comm->all_gather(mine, "the validation losses"))
+      for (size_t i = 0; i < total.size(); ++i) total[i] += rank[i];
+    const double all_batches = std::max(total[tasks.size()], 1.0);
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      r.task_losses[tasks[i]] = total[i] / all_batches;
+      r.loss += r.task_losses[tasks[i]];
+    }
+    r.images = static_cast<int64_t>(total.back());
+  } else {
+    for (auto& [task, s] : loss_sums) {
+      r.task_losses[task] = s.item() / static_cast<double>(std::max<int64_t>(batches, 1));
+      r.loss += r.task_losses[task];
+    }
   }
+  r.metrics = acc.compute();
   model.train(was_training);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

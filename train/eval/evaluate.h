@@ -30,9 +30,13 @@ struct EvalOutcome {
 };
 
 // Runs `model` (switched to evaluation mode and back) over one epoch of `loader`, which must give
-// depth in metres (LoaderOptions::evaluation). `objective` may be null (no losses).
-EvalOutcome evaluate(models::ESANet& model, Loader& loader, const Config& cfg, const Objective* objective,
-                     int visuals);
+// depth in metres (LoaderOptions::evaluation). `objective` may be null (no losses). With `comm`
+// (data parallelism; a collective), the loader holds this rank's share of the set and the
+// metrics, losses and image count are those of every rank's together: the confusion matrices and
+// depth sums are summed, and the loss is the mean over all ranks' batches. Panels and timings stay
+// this rank's.
+EvalOutcome evaluate(models::ESANet& model, Loader& loader, const Config& cfg, const Objective* objective, int visuals,
+                     Communicator* comm = nullptr);
 
 // The value of the monitored metric (nullopt when the model lacks its task), and whether higher
 // is better.

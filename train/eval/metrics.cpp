@@ -45,6 +45,14 @@ void MetricsAccumulator::update_image(const Tensor& semantic, const ImageI32& la
   update(semantic, l, depth, d);
 }
 
+void MetricsAccumulator::all_reduce(Communicator& comm) {
+  if (confusion_) comm.all_reduce(confusion_->counts(), ReduceOp::sum, "the confusion matrix");
+  if (depth_) {
+    comm.all_reduce(depth_->state().sums, ReduceOp::sum, "the depth error sums");
+    comm.all_reduce(depth_->state().counts, ReduceOp::sum, "the depth pixel counts");
+  }
+}
+
 EvalMetrics MetricsAccumulator::compute() const {
   EvalMetrics m;
   if (confusion_) m.segmentation = confusion_->compute();

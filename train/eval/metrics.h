@@ -7,6 +7,7 @@
 #include "ops/metrics.h"
 #include "train/config/config.h"
 #include "train/data/image_io.h"
+#include "train/dist/communicator.h"
 
 namespace mtl::train {
 
@@ -30,6 +31,9 @@ class MetricsAccumulator {
   // ground truth as read from disk; an empty image skips its task.
   void update_image(const Tensor& semantic, const ImageI32& labels, const Tensor& depth, const ImageF& depth_gt);
   EvalMetrics compute() const;
+  // Data parallelism: the counts and sums of every rank's share, summed on every rank (a
+  // collective), so that compute() gives the metrics of the whole set, not a mean of the ranks'.
+  void all_reduce(Communicator& comm);
 
  private:
   Device device_;

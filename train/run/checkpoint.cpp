@@ -29,6 +29,9 @@ std::string state_to_json(const TrainState& s) {
   j["epoch_loss_sum"] = s.epoch_loss_sum;
   j["epoch_seconds"] = s.epoch_seconds;
   j["top_k"] = s.top_k;
+  j["global_batch"] = s.global_batch;
+  j["epoch_offset"] = s.epoch_offset;
+  j["schedule_offset"] = s.schedule_offset;
   return j.dump();
 }
 
@@ -50,6 +53,9 @@ TrainState state_from_json(const std::string& text, const std::string& source) {
     // Absent from checkpoints written before these existed.
     s.epoch_seconds = j.value("epoch_seconds", 0.0);
     if (j.contains("top_k")) s.top_k = j.at("top_k").get<std::vector<std::pair<double, std::string>>>();
+    s.global_batch = j.value("global_batch", int64_t{0});
+    s.epoch_offset = j.value("epoch_offset", int64_t{0});
+    s.schedule_offset = j.value("schedule_offset", int64_t{0});
     return s;
   } catch (const std::exception& e) {
     throw Error(source + ": the training state in the checkpoint is malformed: " + e.what());

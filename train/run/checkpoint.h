@@ -33,6 +33,13 @@ struct TrainState {
   bool finished = false;      // the run ended (all epochs, or early stopping)
   // checkpoint.keep_top_k: the kept files and their monitored values, best first.
   std::vector<std::pair<double, std::string>> top_k;
+  // Data parallelism: samples per batch over every rank (train.batch_size x world size; 0 in a
+  // checkpoint written before there was any: one process), the samples of the epoch's order before
+  // its batch 0 (the loader's grid offset after a resume with another global batch), and the steps
+  // the learning-rate schedule runs ahead of `step` since such a resume.
+  int64_t global_batch = 0;
+  int64_t epoch_offset = 0;
+  int64_t schedule_offset = 0;
 };
 
 std::string state_to_json(const TrainState& s);
