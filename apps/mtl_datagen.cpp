@@ -11,7 +11,7 @@
 #include "train/data/synthetic/datagen.h"
 
 int main(int argc, char** argv) {
-  mtl::apps::use_passive_openmp(argv);
+  mtl::apps::use_tuned_runtime(argv);
   using namespace mtl::train;
   CLI::App app{
       "Renders procedural RGB-D greenhouse scenes (classes background, chamoe, heatpipe, path, pillar,\n"

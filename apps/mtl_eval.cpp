@@ -18,7 +18,7 @@
 using namespace mtl;
 
 int main(int argc, char** argv) {
-  apps::use_passive_openmp(argv);
+  apps::use_tuned_runtime(argv);
   CLI::App app{"mtl_eval: evaluate a trained multi-task ESANet run"};
   train::EvalToolOptions opts;
   std::string tta = "none", mode = "whole", device;

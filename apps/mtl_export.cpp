@@ -16,7 +16,7 @@
 using namespace mtl;
 
 int main(int argc, char** argv) {
-  apps::use_passive_openmp(argv);
+  apps::use_tuned_runtime(argv);
   CLI::App app{"mtl_export: a trained multi-task ESANet run as an ONNX model"};
   train::ExportOptions opts;
   std::string size, batch = "1";

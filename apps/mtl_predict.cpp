@@ -19,7 +19,7 @@
 using namespace mtl;
 
 int main(int argc, char** argv) {
-  apps::use_passive_openmp(argv);
+  apps::use_tuned_runtime(argv);
   CLI::App app{"mtl_predict: segmentation and depth for RGB-D images with a trained run"};
   train::PredictOptions opts;
   std::string rgb, depth, rgb_dir, depth_dir, device;

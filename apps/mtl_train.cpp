@@ -17,7 +17,7 @@
 using namespace mtl;
 
 int main(int argc, char** argv) {
-  apps::use_passive_openmp(argv);
+  apps::use_tuned_runtime(argv);
   CLI::App app{"mtl_train: multi-task (semantic segmentation + depth) ESANet training"};
   std::string config_path, create_default, device;
   std::vector<std::string> sets;

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -15,12 +18,28 @@ namespace mtl {
 
 namespace {
 bool g_poison = std::getenv("MTL_POISON") != nullptr;
+
+// A training step frees and allocates the same tensor sizes over and over. By default glibc serves
+// the larger ones with mmap and returns freed memory at the top of the heap to the kernel, so the
+// next step faults every page in again (about 10,000 page faults per second in CPU training).
+// Serving everything below glibc's maximum mmap threshold (32 MiB on 64-bit) from the heap and not
+// trimming it keeps those pages mapped: the heap stays at the step's peak, as a caching allocator's
+// would. Set once, before the first tensor; the environment's MALLOC_*_ variables still win.
+bool keep_heap_pages() {
+#if defined(__GLIBC__)
+  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+  return true;
 }
+}  // namespace
 
 void set_poison_allocations(bool on) { g_poison = on; }
 bool poison_allocations() { return g_poison; }
 
 void* cpu_allocate(size_t nbytes) {
+  static const bool tuned = keep_heap_pages();
+  (void)tuned;
   size_t n = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, n);
   MTL_CHECK(p != nullptr, "out of host memory allocating ", nbytes, " bytes");

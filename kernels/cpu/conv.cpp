@@ -109,6 +109,32 @@ void col2im(const ConvGeometry& g, const T* col, T* gx, int64_t channels, bool p
   }
 }
 
+// This thread's column buffer, grown to at least n elements and kept for the next call: a fresh
+// vector per call costs an allocation and, when glibc serves it with mmap, fresh pages to fault
+// in on every convolution. The largest im2col of a network sets the size, once per thread.
+template <typename T>
+T* workspace(int64_t n) {
+  thread_local std::vector<T> buf;
+  if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
+  return buf.data();
+}
+
+// Runs body(job, parallel_copies) for every job in [0, jobs). Across jobs: the jobs are spread
+// over the OpenMP team, each running its copies and its small (single-threaded) GEMM alone.
+// Otherwise they run one after another on this thread, with parallel copies and GEMMs threaded by
+// OpenBLAS. The parallel region is opened only in the first case: one opened with if(false) is
+// still a nesting level, so the copies' team inside it would be a nested team, whose threads
+// libgomp creates and ends on every call instead of reusing its pool.
+template <typename F>
+void for_jobs(int64_t jobs, bool across, const F& body) {
+  if (across) {
+#pragma omp parallel for schedule(static)
+    for (int64_t job = 0; job < jobs; ++job) body(job, false);
+  } else {
+    for (int64_t job = 0; job < jobs; ++job) body(job, true);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -116,29 +142,24 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
   const Sizes s = sizes(g);
   const bool direct = pointwise(g);
   const int64_t jobs = g.n * g.groups;
-  const bool across_jobs = jobs > 1 && small_gemm(s.og, s.p, s.k);
-#pragma omp parallel if (across_jobs)
-  {
-    std::vector<T> col(direct ? 0 : static_cast<size_t>(s.k * s.p));
-#pragma omp for schedule(static)
-    for (int64_t job = 0; job < jobs; ++job) {
-      const int64_t n = job / g.groups, gr = job % g.groups;
-      const T* xg = x + (n * g.c_in + gr * s.cg) * s.hw;
-      T* yg = y + (n * g.c_out + gr * s.og) * s.p;
-      const T* src = xg;
-      if (!direct) {
-        im2col(g, xg, col.data(), s.cg, !across_jobs);
-        src = col.data();
-      }
-      gemm<T>(false, false, s.og, s.p, s.k, T(1), w + gr * s.og * s.k, s.k, src, s.p, T(0), yg, s.p);
-      if (bias)
-        for (int64_t o = 0; o < s.og; ++o) {
-          const T b = bias[gr * s.og + o];
-          T* row = yg + o * s.p;
-          for (int64_t q = 0; q < s.p; ++q) row[q] += b;
-        }
+  for_jobs(jobs, jobs > 1 && small_gemm(s.og, s.p, s.k), [&](int64_t job, bool parallel) {
+    const int64_t n = job / g.groups, gr = job % g.groups;
+    const T* xg = x + (n * g.c_in + gr * s.cg) * s.hw;
+    T* yg = y + (n * g.c_out + gr * s.og) * s.p;
+    const T* src = xg;
+    if (!direct) {
+      T* col = workspace<T>(s.k * s.p);
+      im2col(g, xg, col, s.cg, parallel);
+      src = col;
     }
-  }
+    gemm<T>(false, false, s.og, s.p, s.k, T(1), w + gr * s.og * s.k, s.k, src, s.p, T(0), yg, s.p);
+    if (bias)
+      for (int64_t o = 0; o < s.og; ++o) {
+        const T b = bias[gr * s.og + o];
+        T* row = yg + o * s.p;
+        for (int64_t q = 0; q < s.p; ++q) row[q] += b;
+      }
+  });
 }
 
 template <typename T>
@@ -146,25 +167,20 @@ void conv2d_backward_input(const ConvGeometry& g, const T* gy, const T* w, T* gx
   const Sizes s = sizes(g);
   const bool direct = pointwise(g);
   const int64_t jobs = g.n * g.groups;
-  const bool across_jobs = jobs > 1 && small_gemm(s.k, s.p, s.og);
-#pragma omp parallel if (across_jobs)
-  {
-    std::vector<T> col(direct ? 0 : static_cast<size_t>(s.k * s.p));
-#pragma omp for schedule(static)
-    for (int64_t job = 0; job < jobs; ++job) {
-      const int64_t n = job / g.groups, gr = job % g.groups;
-      const T* gyg = gy + (n * g.c_out + gr * s.og) * s.p;
-      T* gxg = gx + (n * g.c_in + gr * s.cg) * s.hw;
-      const T* wg = w + gr * s.og * s.k;
-      // col = W_g^T gy_g: [k, og] x [og, p]
-      if (direct) {
-        gemm<T>(true, false, s.k, s.p, s.og, T(1), wg, s.k, gyg, s.p, T(0), gxg, s.p);
-      } else {
-        gemm<T>(true, false, s.k, s.p, s.og, T(1), wg, s.k, gyg, s.p, T(0), col.data(), s.p);
-        col2im(g, col.data(), gxg, s.cg, !across_jobs);
-      }
+  for_jobs(jobs, jobs > 1 && small_gemm(s.k, s.p, s.og), [&](int64_t job, bool parallel) {
+    const int64_t n = job / g.groups, gr = job % g.groups;
+    const T* gyg = gy + (n * g.c_out + gr * s.og) * s.p;
+    T* gxg = gx + (n * g.c_in + gr * s.cg) * s.hw;
+    const T* wg = w + gr * s.og * s.k;
+    // col = W_g^T gy_g: [k, og] x [og, p]
+    if (direct) {
+      gemm<T>(true, false, s.k, s.p, s.og, T(1), wg, s.k, gyg, s.p, T(0), gxg, s.p);
+    } else {
+      T* col = workspace<T>(s.k * s.p);
+      gemm<T>(true, false, s.k, s.p, s.og, T(1), wg, s.k, gyg, s.p, T(0), col, s.p);
+      col2im(g, col, gxg, s.cg, parallel);
     }
-  }
+  });
 }
 
 template <typename T>
@@ -173,26 +189,21 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* gy, const T* x, T* g
   const bool direct = pointwise(g);
   // Groups own disjoint slices of gw, so they may run in parallel; samples are accumulated into a
   // slice one after another (GEMM beta = 1), which fixes the summation order.
-  const bool across_groups = g.groups > 1 && small_gemm(s.og, s.k, s.p);
-#pragma omp parallel if (across_groups)
-  {
-    std::vector<T> col(direct ? 0 : static_cast<size_t>(s.k * s.p));
-#pragma omp for schedule(static)
-    for (int64_t gr = 0; gr < g.groups; ++gr) {
-      T* gwg = gw + gr * s.og * s.k;
-      for (int64_t n = 0; n < g.n; ++n) {
-        const T* xg = x + (n * g.c_in + gr * s.cg) * s.hw;
-        const T* gyg = gy + (n * g.c_out + gr * s.og) * s.p;
-        const T* src = xg;
-        if (!direct) {
-          im2col(g, xg, col.data(), s.cg, !across_groups);
-          src = col.data();
-        }
-        // gw_g += gy_g col^T: [og, p] x [p, k]
-        gemm<T>(false, true, s.og, s.k, s.p, T(1), gyg, s.p, src, s.p, n == 0 ? T(0) : T(1), gwg, s.k);
+  for_jobs(g.groups, g.groups > 1 && small_gemm(s.og, s.k, s.p), [&](int64_t gr, bool parallel) {
+    T* gwg = gw + gr * s.og * s.k;
+    for (int64_t n = 0; n < g.n; ++n) {
+      const T* xg = x + (n * g.c_in + gr * s.cg) * s.hw;
+      const T* gyg = gy + (n * g.c_out + gr * s.og) * s.p;
+      const T* src = xg;
+      if (!direct) {
+        T* col = workspace<T>(s.k * s.p);
+        im2col(g, xg, col, s.cg, parallel);
+        src = col;
       }
+      // gw_g += gy_g col^T: [og, p] x [p, k]
+      gemm<T>(false, true, s.og, s.k, s.p, T(1), gyg, s.p, src, s.p, n == 0 ? T(0) : T(1), gwg, s.k);
     }
-  }
+  });
 }
 
 template <typename T>

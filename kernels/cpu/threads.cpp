@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <cstring>
 #include <thread>
 
 #if MTL_USE_OPENBLAS
@@ -16,6 +17,15 @@ void set_cpu_threads(int n) {
 #if MTL_USE_OPENBLAS
   openblas_set_num_threads(n);
 #endif
+}
+
+const char* openblas_core_override() {
+#if MTL_USE_OPENBLAS && defined(__x86_64__)
+  if (std::strcmp(openblas_get_corename(), "Prescott") != 0) return nullptr;
+  if (__builtin_cpu_supports("avx512f")) return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+  return nullptr;
 }
 
 }  // namespace mtl::kernels
