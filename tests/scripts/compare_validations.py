@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """Compares the validation records of two runs of the same configuration (issue 17's bf16 test):
-every validation of the first run has one at the same step in the second, and the mIoU of each
-differs by at most the tolerance. Prints both series; exits 1 on a difference, 2 on bad input.
+every validation of the first run has one at the same step in the second; each pair differs by
+at most --tolerance, and the means of the last --final validations by at most --final-tolerance.
+Prints both series; exits 1 on a difference, 2 on bad input.
 
-  compare_validations.py RUN_A/metrics.jsonl RUN_B/metrics.jsonl --key miou --tolerance 0.02
+Two tolerances because two float32 runs already differ early in training: the demo at one and at
+two CPU threads (OpenBLAS sums in another order) differs by 0.053 mIoU at its first validation
+and by 0.011 at its second, while the trained networks agree closely.
+
+  compare_validations.py A/metrics.jsonl B/metrics.jsonl --key miou --tolerance 0.06 \
+      --final 3 --final-tolerance 0.02
 """
 import argparse
 import json
@@ -36,6 +42,8 @@ def main():
     p.add_argument("b")
     p.add_argument("--key", default="miou")
     p.add_argument("--tolerance", type=float, required=True)
+    p.add_argument("--final", type=int, default=1)
+    p.add_argument("--final-tolerance", type=float)
     args = p.parse_args()
     a, b = validations(args.a, args.key), validations(args.b, args.key)
     worst, ok = 0.0, True
@@ -50,6 +58,13 @@ def main():
         print(f"{step:>6}  {a[step]:10.4f}  {b[step]:10.4f}  {d:+8.4f}")
         ok = ok and abs(d) <= args.tolerance
     print(f"worst |b - a| = {worst:.4f} (tolerance {args.tolerance}) over {len(a)} validations")
+    if args.final_tolerance is not None and ok:
+        last = sorted(a)[-args.final:]
+        mean_a = sum(a[s] for s in last) / len(last)
+        mean_b = sum(b[s] for s in last) / len(last)
+        print(f"last {len(last)}: mean a {mean_a:.4f}, mean b {mean_b:.4f}, "
+              f"|b - a| = {abs(mean_b - mean_a):.4f} (tolerance {args.final_tolerance})")
+        ok = abs(mean_b - mean_a) <= args.final_tolerance
     return 0 if ok and len(a) == len(b) else 1
 
 
