@@ -44,9 +44,10 @@ void dispatch_cuda_float(const Tensor& t, const char* op, F&& f) {
 // bfloat16 on the CPU, computed as the CUDA kernels compute it: they load bfloat16 into float,
 // compute in float and round once when they store, so here every bfloat16 CPU tensor among a
 // kernel's `inputs` is replaced by its exact float32 copy and each one among its `outputs` by a
-// float32 buffer (a copy, when it is an input too); the float32 kernel runs; finish() rounds the outputs into the
-// original bfloat16 tensors (to nearest even) and puts every original back in its variable. Tensors of other dtypes and
-// CUDA tensors are left alone, so a call site is the same for every dtype:
+// float32 buffer (a copy, when it is an input too); the float32 kernel runs; finish() rounds the
+// outputs into the original bfloat16 tensors (to nearest even) and puts every original back in
+// its variable. Tensors of other dtypes and CUDA tensors are left alone, so a call site is the
+// same for every dtype:
 //   detail::Bf16AsF32 emulate({&x, &w}, {&out});
 //   dispatch_cpu_float(x, ...);  // x, w and out are float32 here
 //   emulate.finish();
