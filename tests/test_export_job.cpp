@@ -220,6 +220,15 @@ TEST_CASE("mtl_export: a dynamic-batch export runs at batch 1 and 3") {
   check_with_onnx_runtime(r, "demo, --batch dynamic", "--batches 1,3");
 }
 
+TEST_CASE("mtl_export: a run trained in bf16 exports float32, and its sample is float32's") {
+  // The ONNX graph computes in float32; a sample made in bfloat16 would miss it by 1e-2.
+  Config cfg = demo_config();
+  cfg.runtime.precision = Precision::bf16;
+  const ExportRun r(cfg);
+  run_export(r.options(2));
+  check_with_onnx_runtime(r, "demo trained with runtime.precision bf16, batch 2");
+}
+
 TEST_CASE("mtl_export: depth decoder, GroupNorm and appm at twice the training size") {
   // Half of ESANet's width: narrower GroupNorm networks (one channel per group on maps of a few
   // pixels) are so ill-conditioned in float32 that mtl and ONNX Runtime each differ from a

@@ -157,6 +157,8 @@ ExportSummary run_export(const ExportOptions& o) {
   s.checkpoint = resolve_checkpoints(o.run_dir, requested, s.notes).front();
   const DatasetStats stats = load_run_stats(o.run_dir, cfg, s.notes);
   const std::shared_ptr<models::ESANet> model = load_model(cfg, s.checkpoint, Device::cpu());
+  // The graph is float32 whatever the run trained in, and so is the sample that checks it.
+  model->set_compute_dtype(DType::f32);
 
   SampleBatch sample;
   if (!o.sample_out.empty()) sample = sample_batch(cfg, stats, model, s.input_size, o.batch);
