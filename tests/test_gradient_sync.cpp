@@ -135,7 +135,7 @@ TEST_SUITE("mpi") {
     for (int i = 0; i < 9; ++i) {
       Tensor p = normal({3 + i * 7}, 0, 1, gen);
       p.set_requires_grad(true);
-      params.emplace_back("p" + std::to_string(i), p);
+      params.emplace_back(std::string("p").append(std::to_string(i)), p);  // GCC 12's -Wrestrict trips on "p" + s
       base.push_back(normal({3 + i * 7}, 0, 1, gen));
       if (!(rank == 1 && i == 4)) p.set_grad(ops::mul_scalar(base.back(), rank + 1.0));
     }

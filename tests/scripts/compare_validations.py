@@ -5,8 +5,9 @@ at most --tolerance, and the means of the last --final validations by at most --
 Prints both series; exits 1 on a difference, 2 on bad input.
 
 Two tolerances because two float32 runs already differ early in training: the demo at one and at
-two CPU threads (OpenBLAS sums in another order) differs by 0.053 mIoU at its first validation
-and by 0.011 at its second, while the trained networks agree closely.
+two CPU threads differed by 0.053 mIoU at its first validation and by 0.011 at its second
+(measured with OpenBLAS's SSE3 kernels, whose sums depended on the thread count), while the
+trained networks agree closely.
 
   compare_validations.py A/metrics.jsonl B/metrics.jsonl --key miou --tolerance 0.06 \
       --final 3 --final-tolerance 0.02
