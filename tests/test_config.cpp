@@ -213,6 +213,9 @@ TEST_CASE("out-of-range values are errors") {
                        Contains("model.width: 0 is out of range"), Error);
   CHECK_THROWS_WITH_AS(parse_config("schedule:\n  min_lr: 0.1\n", "c.yaml"),
                        Contains("schedule.min_lr: 0.1 exceeds optim.lr (0.001)"), Error);
+  CHECK_THROWS_WITH_AS(parse_config("model:\n  sync_bn: true\nruntime:\n  precision: bf16\n", "c.yaml"),
+                       Contains("model.sync_bn: synchronised BatchNorm computes in float32 only"), Error);
+  CHECK(parse_config("runtime:\n  precision: bf16\n", "c.yaml").runtime.precision == Precision::bf16);
 }
 
 TEST_CASE("the model section follows the network's own rules") {

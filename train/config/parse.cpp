@@ -68,6 +68,9 @@ void cross_check(Config& c, Reader& r) {
                                         " weights but model.num_classes is " + std::to_string(c.model.num_classes));
   if (c.loss.balance == Balance::fixed && c.loss.fixed_weight_semantic == 0 && c.loss.fixed_weight_depth == 0)
     r.error("loss.fixed_weights", "both weights are 0, so nothing would be trained");
+  if (c.model.sync_bn && c.runtime.precision == Precision::bf16)
+    r.error("model.sync_bn", "synchronised BatchNorm computes in float32 only; with runtime.precision bf16 set "
+                             "model.sync_bn to false (per-rank statistics)");
   if (c.schedule.min_lr > c.optim.lr)
     r.error("schedule.min_lr", render_double(c.schedule.min_lr) + " exceeds optim.lr (" +
                                    render_double(c.optim.lr) + ")");
