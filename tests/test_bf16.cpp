@@ -269,7 +269,7 @@ TEST_SUITE("cuda") {
   }
 
   TEST_CASE("cuda parity: bfloat16 convolution with a float32 bias (cuDNN)") {
-    MTL_REQUIRE_GPU();  // cuDNN
+    MTL_REQUIRE_CUDA();  // cuDNN, emulated on the CPU execution layer
     ops::Conv2dParams p;
     p.pad_h = p.pad_w = 1;
     auto conv = [p](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::conv2d(in[0], in[1], in[2], p)}; };

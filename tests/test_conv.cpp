@@ -336,7 +336,7 @@ TEST_SUITE("cuda") {
   }
 
   TEST_CASE("cuda parity: conv2d forward and gradients in float32 math") {
-    MTL_REQUIRE_GPU();  // cuDNN
+    MTL_REQUIRE_CUDA();  // cuDNN, emulated on the CPU execution layer
     in_float32_modes([] {
       // Float32 on both sides; cuDNN may still pick FFT or Winograd algorithms, whose rounding
       // differs from a GEMM's by up to a few 1e-4 on these unit-scale sums.
@@ -452,7 +452,7 @@ TEST_SUITE("cuda") {
   }
 
   TEST_CASE("cuda: conv2d searches algorithms once per shape, direction and policy") {
-    MTL_REQUIRE_GPU();  // cuDNN
+    MTL_REQUIRE_CUDA();  // mtl's cache, before cuDNN (emulated on the CPU execution layer)
     CudaModeGuard mode;
     cuda::set_deterministic(false);
     // A shape no other test uses, so its cache entries are new here.

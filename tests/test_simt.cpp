@@ -5,6 +5,7 @@
 // First: the kernel language must come before any CUDA header.
 #include "tests/simt/kernel_language.h"
 
+#include <cudnn.h>
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -501,11 +502,16 @@ TEST_SUITE("simt") {
     }
   }
 
-  TEST_CASE("simt: cuBLAS gemm is emulated, ops that need cuDNN say that they need a GPU") {
+  TEST_CASE("simt: cuBLAS gemm and cuDNN's convolutions are emulated, other library calls need a GPU") {
     Tensor a = ones({3, 4}, dev_f32()), b = ones({4, 2}, dev_f32());
     const Tensor c = ops::matmul(a, b).to(Device::cpu());
     for (int64_t i = 0; i < c.numel(); ++i) CHECK(c.data<float>()[i] == 4.f);
     Tensor x = ones({1, 2, 5, 5}, dev_f32()), w = ones({3, 2, 3, 3}, dev_f32());
-    CHECK_THROWS_WITH_AS(ops::conv2d(x, w, Tensor()), doctest::Contains("needs a GPU"), Error);
+    const Tensor y = ops::conv2d(x, w, Tensor()).to(Device::cpu());
+    REQUIRE(y.shape() == Shape{1, 3, 3, 3});
+    for (int64_t i = 0; i < y.numel(); ++i) CHECK(y.data<float>()[i] == 18.f);  // 2 channels x 3 x 3 ones
+    const float one = 1.f;
+    CHECK_THROWS_WITH_AS(cudnnAddTensor(nullptr, &one, nullptr, nullptr, &one, nullptr, nullptr),
+                         doctest::Contains("cudnnAddTensor needs a GPU"), Error);
   }
 }

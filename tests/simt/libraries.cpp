@@ -1,14 +1,17 @@
 // cuBLAS and cuDNN in the CPU execution layer: their handles exist, so the CUDA context starts as
-// on a GPU, and every call that would compute throws "needs a GPU". The exceptions are axpy, through
-// which core/ adds gradients on the device (an exact y += alpha * x, in float32 and rounded once for
-// bf16, as cuBLAS computes it), and gemm in float32 and bf16 with float32 accumulation, so that the
-// matmul launchers' bf16 path runs here; both are queued on the handle's stream.
+// on a GPU, and the calls mtl makes compute on the CPU, queued on the handle's stream: axpy (core/
+// adds gradients on the device), gemm in float32 and bf16 with float32 accumulation, and cuDNN's
+// convolutions (forward, backward data, backward filter; groups, stride, padding, dilation; float32
+// and bf16 tensors, float32 accumulation, alpha 1 and beta 0 as mtl calls them), each reading its
+// operands in float and rounding its output once, as the libraries do. The algorithm queries offer
+// one deterministic algorithm that needs no workspace. Anything else throws "needs a GPU".
 #include <cublas_v2.h>
 #include <cudnn.h>
 
 #include <cstdint>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "core/bfloat16.h"
 #include "core/error.h"
@@ -89,6 +92,123 @@ cublasStatus_t gemm(cublasHandle_t h, const Gemm& g) {
                                                                            : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
+// cuDNN's descriptors: a tensor's or a filter's data type and NCHW (KCRS) sizes, a convolution's
+// geometry and math type.
+struct Dims4 {
+  cudnnDataType_t type = CUDNN_DATA_FLOAT;
+  int n = 0, c = 0, h = 0, w = 0;
+};
+struct ConvDesc {
+  int pad_h = 0, pad_w = 0, stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1, groups = 1;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+};
+
+bool supported(cudnnDataType_t t) { return t == CUDNN_DATA_FLOAT || t == CUDNN_DATA_BFLOAT16; }
+float load(const void* p, cudnnDataType_t t, int64_t i) {
+  return load(p, t == CUDNN_DATA_BFLOAT16 ? CUDA_R_16BF : CUDA_R_32F, i);
+}
+void store(void* p, cudnnDataType_t t, int64_t i, float v) {
+  store(p, t == CUDNN_DATA_BFLOAT16 ? CUDA_R_16BF : CUDA_R_32F, i, v);
+}
+
+cudnnStatus_t one_algorithm(int* n) {
+  *n = 1;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+// One deterministic algorithm without workspace, in the descriptor's math type (what mtl's
+// algorithm choice asks for).
+template <typename Perf>
+cudnnStatus_t offer(cudnnConvolutionDescriptor_t c, int* got, Perf* perf) {
+  *got = 1;
+  perf[0] = Perf{};
+  perf[0].status = CUDNN_STATUS_SUCCESS;
+  perf[0].determinism = CUDNN_DETERMINISTIC;
+  perf[0].mathType = reinterpret_cast<const ConvDesc*>(c)->math;
+  perf[0].memory = 0;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+// One convolution direction over the whole problem: x [N,C,H,W], w [K,C/groups,R,S], y [N,K,P,Q];
+// the output of the direction (y, x or w) is written once from a float sum.
+struct Conv {
+  enum Direction { forward, backward_data, backward_filter } dir;
+  Dims4 x, w, y;
+  ConvDesc c;
+  void *xp, *wp, *yp;
+
+  void run() const {
+    const int cpg = x.c / c.groups, kpg = w.n / c.groups;
+    auto xi = [&](int n, int ch, int h, int ww) { return ((int64_t{n} * x.c + ch) * x.h + h) * x.w + ww; };
+    auto wi = [&](int k, int ch, int r, int s) { return ((int64_t{k} * w.c + ch) * w.h + r) * w.w + s; };
+    auto yi = [&](int n, int k, int p, int q) { return ((int64_t{n} * y.c + k) * y.h + p) * y.w + q; };
+    // Visits every (output position, tap) pair whose input position is inside the image.
+    auto taps = [&](int n, int k, int p, int q, auto&& f) {
+      const int g = k / kpg;
+      for (int ch = 0; ch < cpg; ++ch)
+        for (int r = 0; r < w.h; ++r) {
+          const int h = p * c.stride_h - c.pad_h + r * c.dil_h;
+          if (h < 0 || h >= x.h) continue;
+          for (int s = 0; s < w.w; ++s) {
+            const int ww = q * c.stride_w - c.pad_w + s * c.dil_w;
+            if (ww >= 0 && ww < x.w) f(xi(n, g * cpg + ch, h, ww), wi(k, ch, r, s));
+          }
+        }
+    };
+    if (dir == forward) {
+      for (int n = 0; n < y.n; ++n)
+        for (int k = 0; k < y.c; ++k)
+          for (int p = 0; p < y.h; ++p)
+            for (int q = 0; q < y.w; ++q) {
+              float acc = 0.f;
+              taps(n, k, p, q, [&](int64_t i, int64_t j) { acc += load(xp, x.type, i) * load(wp, w.type, j); });
+              store(yp, y.type, yi(n, k, p, q), acc);
+            }
+      return;
+    }
+    // The backward directions scatter into float sums, then round once.
+    const bool data = dir == backward_data;
+    const Dims4& out = data ? x : w;
+    std::vector<float> acc(static_cast<size_t>(int64_t{out.n} * out.c * out.h * out.w), 0.f);
+    for (int n = 0; n < y.n; ++n)
+      for (int k = 0; k < y.c; ++k)
+        for (int p = 0; p < y.h; ++p)
+          for (int q = 0; q < y.w; ++q) {
+            const float gy = load(yp, y.type, yi(n, k, p, q));
+            taps(n, k, p, q, [&](int64_t i, int64_t j) {
+              if (data)
+                acc[static_cast<size_t>(i)] += gy * load(wp, w.type, j);
+              else
+                acc[static_cast<size_t>(j)] += gy * load(xp, x.type, i);
+            });
+          }
+    for (size_t i = 0; i < acc.size(); ++i) store(data ? xp : wp, out.type, static_cast<int64_t>(i), acc[i]);
+  }
+};
+
+cudnnStatus_t convolve(cudnnHandle_t h, Conv::Direction dir, const void* alpha, const void* beta,
+                       cudnnTensorDescriptor_t xd, cudnnFilterDescriptor_t wd, cudnnConvolutionDescriptor_t cd,
+                       cudnnTensorDescriptor_t yd, void* x, void* w, void* y) {
+  if (*static_cast<const float*>(alpha) != 1.f || *static_cast<const float*>(beta) != 0.f)
+    return CUDNN_STATUS_NOT_SUPPORTED;
+  auto* conv = new Conv{dir,
+                        *reinterpret_cast<Dims4*>(xd),
+                        *reinterpret_cast<Dims4*>(wd),
+                        *reinterpret_cast<Dims4*>(yd),
+                        *reinterpret_cast<ConvDesc*>(cd),
+                        x,
+                        w,
+                        y};
+  auto* run = +[](void* data) {
+    const Conv* c = static_cast<Conv*>(data);
+    c->run();
+    delete c;
+  };
+  return cudaLaunchHostFunc(*reinterpret_cast<cudaStream_t*>(h), run, conv) == cudaSuccess
+             ? CUDNN_STATUS_SUCCESS
+             : CUDNN_STATUS_EXECUTION_FAILED;
+}
+
 }  // namespace
 
 #define MTL_SIMT_NEEDS_GPU(ret, name, params) \
@@ -150,85 +270,162 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
 }
 
 const char* cudnnGetErrorString(cudnnStatus_t s) {
-  return s == CUDNN_STATUS_SUCCESS ? "CUDNN_STATUS_SUCCESS" : "a cuDNN error (cuDNN is not emulated)";
+  return s == CUDNN_STATUS_SUCCESS ? "CUDNN_STATUS_SUCCESS" : "a cuDNN error (the CPU execution layer's emulation)";
 }
 cudnnStatus_t cudnnCreate(cudnnHandle_t* handle) {
-  *handle = reinterpret_cast<cudnnHandle_t>(new char);
+  *handle = reinterpret_cast<cudnnHandle_t>(new cudaStream_t(nullptr));
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnDestroy(cudnnHandle_t handle) {
-  delete reinterpret_cast<char*>(handle);
+  delete reinterpret_cast<cudaStream_t*>(handle);
   return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnSetStream(cudnnHandle_t, cudaStream_t) { return CUDNN_STATUS_SUCCESS; }
-// Destructors call these whatever happened before: nothing was created, nothing to destroy.
-cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t) { return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t) { return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t) { return CUDNN_STATUS_SUCCESS; }
+cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, cudaStream_t s) {
+  *reinterpret_cast<cudaStream_t*>(handle) = s;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* d) {
+  *d = reinterpret_cast<cudnnTensorDescriptor_t>(new Dims4{});
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t* d) {
+  *d = reinterpret_cast<cudnnFilterDescriptor_t>(new Dims4{});
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t* d) {
+  *d = reinterpret_cast<cudnnConvolutionDescriptor_t>(new ConvDesc{});
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) {
+  delete reinterpret_cast<Dims4*>(d);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) {
+  delete reinterpret_cast<Dims4*>(d);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) {
+  delete reinterpret_cast<ConvDesc*>(d);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t f, cudnnDataType_t t, int n,
+                                         int c, int h, int w) {
+  if (f != CUDNN_TENSOR_NCHW || !supported(t)) return CUDNN_STATUS_NOT_SUPPORTED;
+  *reinterpret_cast<Dims4*>(d) = {t, n, c, h, w};
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t t, cudnnTensorFormat_t f, int k,
+                                         int c, int h, int w) {
+  if (f != CUDNN_TENSOR_NCHW || !supported(t)) return CUDNN_STATUS_NOT_SUPPORTED;
+  *reinterpret_cast<Dims4*>(d) = {t, k, c, h, w};
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int pad_h, int pad_w, int stride_h,
+                                              int stride_w, int dil_h, int dil_w, cudnnConvolutionMode_t mode,
+                                              cudnnDataType_t compute) {
+  if (mode != CUDNN_CROSS_CORRELATION || compute != CUDNN_DATA_FLOAT) return CUDNN_STATUS_NOT_SUPPORTED;
+  auto* c = reinterpret_cast<ConvDesc*>(d);
+  c->pad_h = pad_h, c->pad_w = pad_w, c->stride_h = stride_h, c->stride_w = stride_w;
+  c->dil_h = dil_h, c->dil_w = dil_w;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t d, int groups) {
+  reinterpret_cast<ConvDesc*>(d)->groups = groups;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t m) {
+  reinterpret_cast<ConvDesc*>(d)->math = m;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t, int* n) { return one_algorithm(n); }
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t, int* n) { return one_algorithm(n); }
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t, int* n) { return one_algorithm(n); }
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
+                                                     const cudnnFilterDescriptor_t,
+                                                     const cudnnConvolutionDescriptor_t c,
+                                                     const cudnnTensorDescriptor_t, const int, int* got,
+                                                     cudnnConvolutionFwdAlgoPerf_t* perf) {
+  return offer(c, got, perf);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const cudnnFilterDescriptor_t,
+                                                          const cudnnTensorDescriptor_t,
+                                                          const cudnnConvolutionDescriptor_t c,
+                                                          const cudnnTensorDescriptor_t, const int, int* got,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+  return offer(c, got, perf);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
+                                                            const cudnnTensorDescriptor_t,
+                                                            const cudnnConvolutionDescriptor_t c,
+                                                            const cudnnFilterDescriptor_t, const int, int* got,
+                                                            cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+  return offer(c, got, perf);
+}
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t, const cudnnTensorDescriptor_t, const void*,
+                                                     const cudnnFilterDescriptor_t, const void*,
+                                                     const cudnnConvolutionDescriptor_t c,
+                                                     const cudnnTensorDescriptor_t, void*, const int, int* got,
+                                                     cudnnConvolutionFwdAlgoPerf_t* perf, void*, size_t) {
+  return offer(c, got, perf);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t, const cudnnFilterDescriptor_t, const void*,
+                                                          const cudnnTensorDescriptor_t, const void*,
+                                                          const cudnnConvolutionDescriptor_t c,
+                                                          const cudnnTensorDescriptor_t, void*, const int, int* got,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t* perf, void*, size_t) {
+  return offer(c, got, perf);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t, const cudnnTensorDescriptor_t, const void*,
+                                                            const cudnnTensorDescriptor_t, const void*,
+                                                            const cudnnConvolutionDescriptor_t c,
+                                                            const cudnnFilterDescriptor_t, void*, const int, int* got,
+                                                            cudnnConvolutionBwdFilterAlgoPerf_t* perf, void*, size_t) {
+  return offer(c, got, perf);
+}
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t,
+                                                      const cudnnFilterDescriptor_t, const cudnnConvolutionDescriptor_t,
+                                                      const cudnnTensorDescriptor_t, cudnnConvolutionFwdAlgo_t,
+                                                      size_t* bytes) {
+  *bytes = 0;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const cudnnFilterDescriptor_t,
+                                                           const cudnnTensorDescriptor_t,
+                                                           const cudnnConvolutionDescriptor_t,
+                                                           const cudnnTensorDescriptor_t, cudnnConvolutionBwdDataAlgo_t,
+                                                           size_t* bytes) {
+  *bytes = 0;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t,
+                                                             const cudnnTensorDescriptor_t,
+                                                             const cudnnConvolutionDescriptor_t,
+                                                             const cudnnFilterDescriptor_t,
+                                                             cudnnConvolutionBwdFilterAlgo_t, size_t* bytes) {
+  *bytes = 0;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const cudnnTensorDescriptor_t xd,
+                                      const void* x, const cudnnFilterDescriptor_t wd, const void* w,
+                                      const cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t, void*, size_t,
+                                      const void* beta, const cudnnTensorDescriptor_t yd, void* y) {
+  return convolve(h, Conv::forward, alpha, beta, xd, wd, cd, yd, const_cast<void*>(x), const_cast<void*>(w), y);
+}
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, const cudnnFilterDescriptor_t wd,
+                                           const void* w, const cudnnTensorDescriptor_t yd, const void* gy,
+                                           const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdDataAlgo_t, void*,
+                                           size_t, const void* beta, const cudnnTensorDescriptor_t xd, void* gx) {
+  return convolve(h, Conv::backward_data, alpha, beta, xd, wd, cd, yd, gx, const_cast<void*>(w), const_cast<void*>(gy));
+}
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha, const cudnnTensorDescriptor_t xd,
+                                             const void* x, const cudnnTensorDescriptor_t yd, const void* gy,
+                                             const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdFilterAlgo_t,
+                                             void*, size_t, const void* beta, const cudnnFilterDescriptor_t wd,
+                                             void* gw) {
+  return convolve(h, Conv::backward_filter, alpha, beta, xd, wd, cd, yd, const_cast<void*>(x), gw,
+                  const_cast<void*>(gy));
+}
 
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnCreateTensorDescriptor, (cudnnTensorDescriptor_t*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnCreateFilterDescriptor, (cudnnFilterDescriptor_t*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnCreateConvolutionDescriptor, (cudnnConvolutionDescriptor_t*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnSetTensor4dDescriptor,
-                   (cudnnTensorDescriptor_t, cudnnTensorFormat_t, cudnnDataType_t, int, int, int, int))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnSetFilter4dDescriptor,
-                   (cudnnFilterDescriptor_t, cudnnDataType_t, cudnnTensorFormat_t, int, int, int, int))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnSetConvolution2dDescriptor,
-                   (cudnnConvolutionDescriptor_t, int, int, int, int, int, int, cudnnConvolutionMode_t,
-                    cudnnDataType_t))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnSetConvolutionGroupCount, (cudnnConvolutionDescriptor_t, int))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnSetConvolutionMathType, (cudnnConvolutionDescriptor_t, cudnnMathType_t))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnGetConvolutionForwardAlgorithmMaxCount, (cudnnHandle_t, int*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnGetConvolutionBackwardDataAlgorithmMaxCount, (cudnnHandle_t, int*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount, (cudnnHandle_t, int*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnGetConvolutionForwardAlgorithm_v7,
-                   (cudnnHandle_t, const cudnnTensorDescriptor_t, const cudnnFilterDescriptor_t,
-                    const cudnnConvolutionDescriptor_t, const cudnnTensorDescriptor_t, const int, int*,
-                    cudnnConvolutionFwdAlgoPerf_t*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnGetConvolutionBackwardDataAlgorithm_v7,
-                   (cudnnHandle_t, const cudnnFilterDescriptor_t, const cudnnTensorDescriptor_t,
-                    const cudnnConvolutionDescriptor_t, const cudnnTensorDescriptor_t, const int, int*,
-                    cudnnConvolutionBwdDataAlgoPerf_t*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnGetConvolutionBackwardFilterAlgorithm_v7,
-                   (cudnnHandle_t, const cudnnTensorDescriptor_t, const cudnnTensorDescriptor_t,
-                    const cudnnConvolutionDescriptor_t, const cudnnFilterDescriptor_t, const int, int*,
-                    cudnnConvolutionBwdFilterAlgoPerf_t*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnGetConvolutionForwardWorkspaceSize,
-                   (cudnnHandle_t, const cudnnTensorDescriptor_t, const cudnnFilterDescriptor_t,
-                    const cudnnConvolutionDescriptor_t, const cudnnTensorDescriptor_t, cudnnConvolutionFwdAlgo_t,
-                    size_t*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnGetConvolutionBackwardDataWorkspaceSize,
-                   (cudnnHandle_t, const cudnnFilterDescriptor_t, const cudnnTensorDescriptor_t,
-                    const cudnnConvolutionDescriptor_t, const cudnnTensorDescriptor_t, cudnnConvolutionBwdDataAlgo_t,
-                    size_t*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnGetConvolutionBackwardFilterWorkspaceSize,
-                   (cudnnHandle_t, const cudnnTensorDescriptor_t, const cudnnTensorDescriptor_t,
-                    const cudnnConvolutionDescriptor_t, const cudnnFilterDescriptor_t,
-                    cudnnConvolutionBwdFilterAlgo_t, size_t*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnFindConvolutionForwardAlgorithmEx,
-                   (cudnnHandle_t, const cudnnTensorDescriptor_t, const void*, const cudnnFilterDescriptor_t,
-                    const void*, const cudnnConvolutionDescriptor_t, const cudnnTensorDescriptor_t, void*, const int,
-                    int*, cudnnConvolutionFwdAlgoPerf_t*, void*, size_t))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnFindConvolutionBackwardDataAlgorithmEx,
-                   (cudnnHandle_t, const cudnnFilterDescriptor_t, const void*, const cudnnTensorDescriptor_t,
-                    const void*, const cudnnConvolutionDescriptor_t, const cudnnTensorDescriptor_t, void*, const int,
-                    int*, cudnnConvolutionBwdDataAlgoPerf_t*, void*, size_t))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnFindConvolutionBackwardFilterAlgorithmEx,
-                   (cudnnHandle_t, const cudnnTensorDescriptor_t, const void*, const cudnnTensorDescriptor_t,
-                    const void*, const cudnnConvolutionDescriptor_t, const cudnnFilterDescriptor_t, void*, const int,
-                    int*, cudnnConvolutionBwdFilterAlgoPerf_t*, void*, size_t))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnConvolutionForward,
-                   (cudnnHandle_t, const void*, const cudnnTensorDescriptor_t, const void*,
-                    const cudnnFilterDescriptor_t, const void*, const cudnnConvolutionDescriptor_t,
-                    cudnnConvolutionFwdAlgo_t, void*, size_t, const void*, const cudnnTensorDescriptor_t, void*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnConvolutionBackwardData,
-                   (cudnnHandle_t, const void*, const cudnnFilterDescriptor_t, const void*,
-                    const cudnnTensorDescriptor_t, const void*, const cudnnConvolutionDescriptor_t,
-                    cudnnConvolutionBwdDataAlgo_t, void*, size_t, const void*, const cudnnTensorDescriptor_t, void*))
-MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnConvolutionBackwardFilter,
-                   (cudnnHandle_t, const void*, const cudnnTensorDescriptor_t, const void*,
-                    const cudnnTensorDescriptor_t, const void*, const cudnnConvolutionDescriptor_t,
-                    cudnnConvolutionBwdFilterAlgo_t, void*, size_t, const void*, const cudnnFilterDescriptor_t, void*))
 MTL_SIMT_NEEDS_GPU(cudnnStatus_t, cudnnAddTensor,
                    (cudnnHandle_t, const void*, const cudnnTensorDescriptor_t, const void*, const void*,
                     const cudnnTensorDescriptor_t, void*))
