@@ -71,6 +71,8 @@ TEST_SUITE("cuda") {
                             test::copies_of({test::leaf(ops::mul_scalar(test::randn(s), 3.0))}),
                             [d](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::softmax(in[0], d)}; },
                             {{1e-6, 1e-5}},
-                            {{1e-6, 1e-4}}});
+                            // gx = y * (gy - sum(gy * y)) cancels: its float error scales with
+                            // the terms, not with gx (seen: 1.3e-6 at |gx| = 2.7e-3).
+                            {{1e-6, 1e-4, 1e-5}}});
   }
 }
